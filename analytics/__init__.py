@@ -1,0 +1,1 @@
+"""Per-event figures and the live dashboard."""

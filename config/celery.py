@@ -1,0 +1,27 @@
+"""The Celery app (`celery -A config worker`). Its queues come from the topology in mice/topology.py."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import django
+from celery import Celery
+from celery.signals import celeryd_after_setup
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+django.setup()  # handlers are discovered here; the queue list depends on them
+
+from mice.topology import maybe_declare_all, work_queues  # noqa: E402
+
+app = Celery("config")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.task_queues = work_queues()
+
+
+@celeryd_after_setup.connect
+def on_worker_setup(sender: str, instance: Any, **kwargs: Any) -> None:
+    """Declare the topology; a queue whose arguments changed is skipped with advice, not fatal."""
+    with app.connection_for_write() as connection:
+        for mismatch in maybe_declare_all(connection):
+            instance.app.amqp.queues.deselect(mismatch.queue)

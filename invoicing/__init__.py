@@ -1,0 +1,1 @@
+"""Payments, charges, invoices and credit notes."""

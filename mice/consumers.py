@@ -1,0 +1,217 @@
+"""Handlers: `@subscribe` turns a function into an idempotent Celery task with its own queue and retry policy.
+
+The base task owns everything a handler should not think about: the inbox row that makes a
+redelivery a no-op, retries delayed by RabbitMQ (not by worker memory), dead-lettering, the
+record of each failed attempt, and one structured log line per run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from celery import Task, shared_task
+from celery.exceptions import Reject, Retry
+from django.db import DatabaseError, InterfaceError, OperationalError, connections, router, transaction
+
+from mice.events import Event
+from mice.models import HandlerFailure, InboxEntry
+from mice.outbox import caused_by
+
+log = logging.getLogger("mice.handler")
+
+ATTEMPT_HEADER = "mice_attempt"
+# Set by the relay; a retry is a new message and must carry them on.
+CARRIED_HEADERS = ("mice_outbox_id", "mice_event_id", "mice_event_type", "mice_correlation_id")
+
+# Infrastructure trouble is transient for every handler: the database going away must not
+# dead-letter a perfectly good message.
+ALWAYS_TRANSIENT: tuple[type[BaseException], ...] = (OperationalError, InterfaceError)
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    """Which exceptions are transient, how many attempts in all, and the backoff (seconds)."""
+
+    transient: tuple[type[BaseException], ...] = ()
+    attempts: int = 5
+    backoff: float = 1.0
+    cap: float = 300.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1 or self.backoff <= 0 or self.cap < self.backoff:
+            raise ValueError("RetryPolicy needs attempts >= 1 and 0 < backoff <= cap")
+
+    def is_transient(self, exc: BaseException) -> bool:
+        return isinstance(exc, self.transient + ALWAYS_TRANSIENT)
+
+    def delay_ms(self, failed_attempt: int) -> int:
+        """The delay before the attempt after `failed_attempt` (1-based): base * 2^(n-1), capped."""
+        return int(min(self.cap, self.backoff * 2 ** (failed_attempt - 1)) * 1000)
+
+    def delays_ms(self) -> list[int]:
+        """Every distinct delay this policy can ask for: one retry queue (one TTL) each."""
+        return sorted({self.delay_ms(n) for n in range(1, self.attempts)})
+
+
+@dataclasses.dataclass(frozen=True)
+class Subscription:
+    handler: str
+    event_type: str
+    func: Callable[[Event], None]
+    retry: RetryPolicy
+    delivery_limit: int
+
+    @property
+    def queue(self) -> str:
+        return self.handler
+
+
+SUBSCRIPTIONS: dict[str, Subscription] = {}
+
+
+def subscribers(event_type: str) -> list[Subscription]:
+    return [s for s in SUBSCRIPTIONS.values() if s.event_type == event_type]
+
+
+def subscribe(
+    event_type: str,
+    *,
+    retry: RetryPolicy = RetryPolicy(),
+    delivery_limit: int = 3,
+    name: str | None = None,
+) -> Callable[[Callable[[Event], None]], Callable[[Event], None]]:
+    """Subscribe a function to an event type; it runs once per event, in its own queue.
+
+    The handler name (and queue) is `<app>.<function>` unless `name` is given. It is part of the
+    topology: renaming it means a new queue.
+    """
+
+    def decorate(func: Callable[[Event], None]) -> Callable[[Event], None]:
+        app_label = func.__module__.rsplit(".", 1)[0]
+        handler = name or f"{app_label}.{func.__name__}"
+        if handler in SUBSCRIPTIONS:
+            raise ValueError(f"handler {handler!r} is subscribed twice")
+        subscription = Subscription(
+            handler=handler, event_type=event_type, func=func, retry=retry, delivery_limit=delivery_limit
+        )
+        SUBSCRIPTIONS[handler] = subscription
+
+        def run(self: HandlerTask, envelope: dict[str, Any]) -> None:
+            self.deliver(envelope)
+
+        run.__name__ = func.__name__
+        run.__module__ = func.__module__
+        shared_task(bind=True, base=HandlerTask, name=handler, queue=handler, subscription=subscription)(run)
+        return func
+
+    return decorate
+
+
+def retry_queue_name(queue: str, delay_ms: int) -> str:
+    return f"{queue}.retry.{delay_ms}ms"
+
+
+class HandlerTask(Task):
+    """Base class of every handler task."""
+
+    subscription: Subscription
+    ignore_result = True
+    acks_late = True
+    reject_on_worker_lost = True
+
+    def deliver(self, envelope: dict[str, Any]) -> None:
+        sub = self.subscription
+        attempt = int(self.request.get(ATTEMPT_HEADER) or 1)
+        started = time.monotonic()
+        context: dict[str, Any] = {"handler": sub.handler, "attempt": attempt, "task_id": self.request.id}
+        try:
+            event = Event.from_dict(envelope)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            self._record_failure(None, context, exc, "dead-lettered")
+            log.error("unreadable envelope", extra={"mice": {**context, "outcome": "dead-lettered"}})
+            raise Reject(f"unreadable envelope: {exc!r}", requeue=False) from exc
+        context.update(event_id=event.id, correlation_id=event.correlationid, event_type=event.type)
+        try:
+            outcome = self._run_once(event)
+        except Exception as exc:
+            context["duration_ms"] = round((time.monotonic() - started) * 1000, 2)
+            if sub.retry.is_transient(exc) and attempt < sub.retry.attempts:
+                delay_ms = sub.retry.delay_ms(attempt)
+                self._record_failure(event, context, exc, "retrying")
+                self._publish_retry(envelope, attempt + 1, delay_ms)
+                log.warning(
+                    "handler failed, retrying",
+                    extra={"mice": {**context, "outcome": "retrying", "delay_ms": delay_ms, "error": repr(exc)}},
+                )
+                raise Retry(exc=exc, when=delay_ms / 1000) from exc  # type: ignore[arg-type]
+            self._record_failure(event, context, exc, "dead-lettered")
+            log.error(
+                "handler failed, dead-lettering",
+                extra={"mice": {**context, "outcome": "dead-lettered", "error": repr(exc)}},
+            )
+            raise Reject(repr(exc), requeue=False) from exc
+        context["duration_ms"] = round((time.monotonic() - started) * 1000, 2)
+        log.info("handler ran", extra={"mice": {**context, "outcome": outcome}})
+
+    def _run_once(self, event: Event) -> str:
+        """Run the handler and write the inbox row in one transaction; a second delivery is skipped."""
+        using = router.db_for_write(InboxEntry)
+        with transaction.atomic(using=using):
+            connection = connections[using]
+            event_id = InboxEntry._meta.get_field("event_id").get_db_prep_value(
+                uuid.UUID(event.id), connection, prepared=False
+            )
+            with connection.cursor() as cursor:
+                # One statement instead of get_or_create's select + savepoint + insert: this is the hot path.
+                cursor.execute(
+                    f"INSERT INTO {InboxEntry._meta.db_table} (event_id, handler, processed_at) "
+                    "VALUES (%s, %s, CURRENT_TIMESTAMP) ON CONFLICT (event_id, handler) DO NOTHING RETURNING id",
+                    [event_id, self.subscription.handler],
+                )
+                if cursor.fetchone() is None:
+                    return "duplicate"
+            with caused_by(event):
+                self.subscription.func(event)
+        return "ok"
+
+    def _publish_retry(self, envelope: dict[str, Any], next_attempt: int, delay_ms: int) -> None:
+        """Park the message in the TTL'd retry queue; RabbitMQ dead-letters it back when the delay is over."""
+        options: dict[str, Any] = {"retries": next_attempt - 1}
+        self.apply_async(
+            args=(envelope,),
+            task_id=self.request.id,
+            exchange="mice.retry",
+            routing_key=retry_queue_name(self.subscription.queue, delay_ms),
+            headers={ATTEMPT_HEADER: str(next_attempt), **_carried_headers(self.request)},
+            **options,
+        )
+
+    def _record_failure(self, event: Event | None, context: dict[str, Any], exc: BaseException, outcome: str) -> None:
+        """Keep the exception for the dead-letter recorder and the admin (x-death has none)."""
+        try:
+            HandlerFailure.objects.create(
+                event_id=event.id if event else "00000000-0000-0000-0000-000000000000",
+                handler=self.subscription.handler,
+                correlation_id=event.correlationid if event else "",
+                task_id=self.request.id or "",
+                attempt=context["attempt"],
+                outcome=outcome,
+                exception_type=f"{type(exc).__module__}.{type(exc).__qualname__}",
+                exception_message=str(exc)[:10_000],
+                traceback="".join(traceback.format_exception(exc))[:50_000],
+            )
+        except DatabaseError:
+            # The database being down is exactly when this cannot be written; the message itself is
+            # still retried or dead-lettered, which is what must not be lost.
+            log.exception("could not record handler failure", extra={"mice": context})
+
+
+def _carried_headers(request: Any) -> dict[str, str]:
+    """Our own headers that must survive a retry (a retry is a new message)."""
+    return {k: str(request.get(k)) for k in CARRIED_HEADERS if request.get(k) is not None}

@@ -1,0 +1,127 @@
+"""The event-type registry and the CloudEvents 1.0 envelope every event travels in."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+SPECVERSION = "1.0"
+DATACONTENTTYPE = "application/json"
+
+
+class UnknownEventType(LookupError):
+    """Raised when code names an event type nobody declared."""
+
+
+@dataclasses.dataclass(frozen=True)
+class EventType:
+    """One declared event type: the name is a contract, never reused once retired."""
+
+    name: str
+    version: int
+    producer: str
+    doc: str
+    example: Mapping[str, Any]
+    retired: bool = False
+
+    def __str__(self) -> str:
+        return self.name
+
+
+EVENT_TYPES: dict[str, EventType] = {}
+
+
+def event_type(
+    name: str, *, version: int, producer: str, doc: str, example: Mapping[str, Any], retired: bool = False
+) -> EventType:
+    """Declare an event type. Declaring a name twice is a programming error."""
+    if name in EVENT_TYPES:
+        raise ValueError(f"event type {name!r} is declared twice")
+    parts = name.split(".")
+    if len(parts) < 2 or not all(p and p.replace("_", "").isalnum() and p.islower() for p in parts):
+        raise ValueError(f"event type {name!r} must be lower-case dotted words, e.g. 'registration.created'")
+    declared = EventType(name=name, version=version, producer=producer, doc=doc, example=dict(example), retired=retired)
+    EVENT_TYPES[name] = declared
+    return declared
+
+
+def get_event_type(name: str) -> EventType:
+    try:
+        return EVENT_TYPES[name]
+    except KeyError:
+        raise UnknownEventType(f"no event type {name!r} is declared") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """A CloudEvents 1.0 envelope with the correlationid/causationid extensions."""
+
+    id: str
+    type: str
+    source: str
+    subject: str
+    time: str
+    data: dict[str, Any]
+    correlationid: str
+    causationid: str | None = None
+    dataschemaversion: int = 1
+
+    @classmethod
+    def new(
+        cls,
+        etype: EventType,
+        *,
+        subject: str,
+        data: Mapping[str, Any],
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+    ) -> Event:
+        event_id = str(uuid.uuid4())
+        return cls(
+            id=event_id,
+            type=etype.name,
+            source=etype.producer,
+            subject=str(subject),
+            time=dt.datetime.now(dt.UTC).isoformat(),
+            data=dict(data),
+            correlationid=correlation_id or event_id,
+            causationid=causation_id,
+            dataschemaversion=etype.version,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        envelope: dict[str, Any] = {
+            "specversion": SPECVERSION,
+            "id": self.id,
+            "type": self.type,
+            "source": self.source,
+            "subject": self.subject,
+            "time": self.time,
+            "datacontenttype": DATACONTENTTYPE,
+            "dataschemaversion": self.dataschemaversion,
+            "correlationid": self.correlationid,
+            "data": self.data,
+        }
+        if self.causationid:
+            envelope["causationid"] = self.causationid
+        return envelope
+
+    @classmethod
+    def from_dict(cls, envelope: Mapping[str, Any]) -> Event:
+        """Parse an envelope; unknown attributes are tolerated, missing required ones are not."""
+        if envelope.get("specversion") != SPECVERSION:
+            raise ValueError(f"unsupported CloudEvents specversion {envelope.get('specversion')!r}")
+        return cls(
+            id=str(envelope["id"]),
+            type=str(envelope["type"]),
+            source=str(envelope["source"]),
+            subject=str(envelope.get("subject", "")),
+            time=str(envelope["time"]),
+            data=dict(envelope.get("data") or {}),
+            correlationid=str(envelope.get("correlationid") or envelope["id"]),
+            causationid=envelope.get("causationid"),
+            dataschemaversion=int(envelope.get("dataschemaversion", 1)),
+        )

@@ -1,0 +1,74 @@
+"""Emitting events: the only way to publish is an outbox row written in the caller's transaction."""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from django.db import connections, router
+
+from mice.events import Event, EventType, get_event_type
+from mice.models import OutboxMessage
+
+
+class OutboxError(RuntimeError):
+    """Emitting outside a transaction: the event would not commit or roll back with its cause."""
+
+
+# The event whose handler is running, so that events it emits inherit its correlation id and
+# name it as their cause without every handler threading them through by hand.
+_causing_event: contextvars.ContextVar[Event | None] = contextvars.ContextVar("mice_causing_event", default=None)
+
+
+@contextmanager
+def caused_by(event: Event) -> Iterator[None]:
+    token = _causing_event.set(event)
+    try:
+        yield
+    finally:
+        _causing_event.reset(token)
+
+
+def emit(
+    etype: EventType | str,
+    *,
+    subject: str,
+    data: Mapping[str, Any],
+    correlation_id: str | None = None,
+) -> Event:
+    """Record an event in the outbox, in the current transaction; the relay publishes it after commit.
+
+    Inside a handler the new event carries the handled event's correlation id and names it as cause.
+    """
+    declared = get_event_type(etype) if isinstance(etype, str) else etype
+    if declared.retired:
+        raise OutboxError(f"event type {declared.name!r} is retired and must not be emitted")
+    connection = connections[router.db_for_write(OutboxMessage)]
+    if not connection.in_atomic_block:
+        raise OutboxError(
+            f"emit({declared.name!r}) was called outside transaction.atomic(): wrap the business change and "
+            "the emit in one atomic block so the event commits, or rolls back, with it"
+        )
+    cause = _causing_event.get()
+    event = Event.new(
+        declared,
+        subject=subject,
+        data=data,
+        correlation_id=correlation_id or (cause.correlationid if cause else None),
+        causation_id=cause.id if cause else None,
+    )
+    outbox_store(event=event)
+    return event
+
+
+def outbox_store(*, event: Event, handler: str = "") -> OutboxMessage:
+    """Write the row; `handler` restricts delivery to one subscriber (a dead-letter replay)."""
+    return OutboxMessage.objects.create(
+        event_id=event.id,
+        event_type=event.type,
+        correlation_id=event.correlationid,
+        envelope=event.to_dict(),
+        handler=handler,
+    )

@@ -1,0 +1,383 @@
+"""The outbox relay: claims committed outbox rows and publishes them to RabbitMQ with pipelined confirms.
+
+A row is marked sent only after the broker confirmed every message made from it. Anything short of
+that (broker gone, a nack, an unroutable message, a confirm that never came) leaves the row pending
+to be published again later; the consumers' inbox makes the duplicate harmless.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import os
+import select
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from amqp import Message
+from django.conf import settings
+from django.db import DatabaseError, connections, router, transaction
+from django.utils import timezone
+from kombu import Connection
+
+from mice.consumers import subscribers
+from mice.models import InboxEntry, OutboxMessage
+from mice.topology import EVENTS, maybe_declare_all
+from mice.wire import task_message
+
+log = logging.getLogger("mice.relay")
+
+NOTIFY_CHANNEL = "mice_outbox"
+
+
+class BrokerUnavailable(RuntimeError):
+    """The broker could not be reached or stopped answering; the batch is left pending."""
+
+
+@dataclasses.dataclass
+class PublishOutcome:
+    confirmed: set[Any]
+    failed: dict[Any, str]
+
+
+class ConfirmingPublisher:
+    """A py-amqp channel in confirm mode, publishing without waiting for each confirm.
+
+    Confirms (acks, nacks, returns) are collected as they arrive while a window of outstanding
+    messages is kept; kombu's confirm_publish would wait one round trip per message.
+    """
+
+    def __init__(self, url: str, *, confirm_timeout: float = 10.0, window: int = 1000) -> None:
+        self.url = url
+        self.confirm_timeout = confirm_timeout
+        self.window = window
+        self.connection: Connection | None = None
+        self._channel: Any = None
+        self._tag = 0
+        self._pending: dict[int, Any] = {}
+        self._by_message_id: dict[str, Any] = {}
+        self._outcome = PublishOutcome(set(), {})
+
+    def connect(self) -> list[Any]:
+        """Connect, declare the topology, open a confirm-mode channel. Returns topology mismatches."""
+        self.close()
+        connection = Connection(
+            self.url,
+            connect_timeout=5,
+            heartbeat=0,
+            transport_options={"read_timeout": 5, "write_timeout": 5},
+        )
+        try:
+            connection.connect()
+            mismatches = maybe_declare_all(connection)
+            channel: Any = connection.channel()
+            channel.confirm_select()
+        except Exception as exc:
+            connection.collect()
+            raise BrokerUnavailable(f"cannot connect to the broker: {exc!r}") from exc
+        channel.events["basic_ack"].add(self._on_ack)
+        channel.events["basic_nack"].add(self._on_nack)
+        channel.events["basic_return"].add(self._on_return)
+        self.connection, self._channel, self._tag = connection, channel, 0
+        return mismatches
+
+    @property
+    def connected(self) -> bool:
+        return self.connection is not None
+
+    def close(self) -> None:
+        if self.connection is not None:
+            try:
+                self.connection.close()
+            except Exception:  # noqa: BLE001 - a dead connection cannot be closed cleanly; drop it
+                self.connection.collect()
+        self.connection, self._channel = None, None
+
+    def publish(self, messages: Iterable[tuple[Any, str, Message]]) -> PublishOutcome:
+        """Publish (key, routing key, message) triples to mice.events; report which keys the broker confirmed."""
+        if self._channel is None:
+            raise BrokerUnavailable("not connected")
+        self._pending, self._by_message_id = {}, {}
+        self._outcome = PublishOutcome(set(), {})
+        try:
+            for key, routing_key, message in messages:
+                self._tag += 1
+                self._pending[self._tag] = key
+                self._by_message_id[message.properties["message_id"]] = key
+                self._channel.basic_publish(message, exchange=EVENTS.name, routing_key=routing_key, mandatory=True)
+                while len(self._pending) >= self.window:
+                    self._drain(time.monotonic() + self.confirm_timeout)
+            deadline = time.monotonic() + self.confirm_timeout
+            while self._pending:
+                self._drain(deadline)
+        except BrokerUnavailable:
+            self.close()
+            raise
+        except Exception as exc:
+            # A channel or connection error: py-amqp may reopen the channel without confirm mode,
+            # after which nothing is ever confirmed. Start over on a new connection.
+            self.close()
+            raise BrokerUnavailable(f"publishing failed: {exc!r}") from exc
+        return self._outcome
+
+    def _drain(self, deadline: float) -> None:
+        assert self.connection is not None
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise BrokerUnavailable(f"{len(self._pending)} publisher confirms did not arrive in time")
+        try:
+            self.connection.drain_events(timeout=min(remaining, 1.0))
+        except TimeoutError:
+            return
+
+    def _settle(self, delivery_tag: int, multiple: bool, failure: str | None) -> None:
+        tags = [t for t in self._pending if t <= delivery_tag] if multiple else [delivery_tag]
+        for tag in tags:
+            key = self._pending.pop(tag, None)
+            if key is None:
+                continue
+            if failure is None and key not in self._outcome.failed:
+                self._outcome.confirmed.add(key)
+            else:
+                self._outcome.failed.setdefault(key, failure or "failed")
+
+    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        self._settle(delivery_tag, multiple, None)
+
+    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        self._settle(delivery_tag, multiple, "nacked by the broker")
+
+    def _on_return(self, exc: Exception, exchange: str, routing_key: str, message: Message) -> None:
+        # A returned message is acked afterwards all the same; it has no delivery tag, so it is
+        # matched by message id and counted as not delivered.
+        key = self._by_message_id.get(message.properties.get("message_id", ""))
+        if key is not None:
+            self._outcome.failed[key] = f"unroutable: {exc} (exchange {exchange!r}, routing key {routing_key!r})"
+            self._outcome.confirmed.discard(key)
+
+
+class Wakeup:
+    """Blocks until a transaction commits an outbox row (LISTEN/NOTIFY on PostgreSQL) or the poll interval ends."""
+
+    def __init__(self, poll_interval: float) -> None:
+        self.poll_interval = poll_interval
+        self._pg: Any = None
+        self._read_fd, self._write_fd = os.pipe()
+        os.set_blocking(self._write_fd, False)
+
+    def interrupt(self) -> None:
+        try:
+            os.write(self._write_fd, b"x")
+        except BlockingIOError:
+            pass
+
+    def _listen(self) -> Any:
+        connection = connections[router.db_for_write(OutboxMessage)]
+        if connection.vendor != "postgresql":
+            return None
+        if self._pg is None or self._pg.closed:
+            import psycopg2
+
+            params = connection.get_connection_params()
+            self._pg = psycopg2.connect(**params)
+            self._pg.set_session(autocommit=True)
+            with self._pg.cursor() as cursor:
+                cursor.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        return self._pg
+
+    def wait(self) -> None:
+        fds = [self._read_fd]
+        try:
+            pg = self._listen()
+        except Exception as exc:  # noqa: BLE001 - without notifications the relay still polls
+            log.warning("LISTEN unavailable, polling", extra={"mice": {"error": repr(exc)}})
+            pg = self._pg = None
+        if pg is not None:
+            fds.append(pg.fileno())
+        ready, _, _ = select.select(fds, [], [], self.poll_interval)
+        if self._read_fd in ready:
+            os.read(self._read_fd, 1024)
+        if pg is not None and ready:
+            try:
+                pg.poll()
+                pg.notifies.clear()
+            except Exception:  # noqa: BLE001 - a broken LISTEN connection is reopened on the next wait
+                self.close()
+
+    def close(self) -> None:
+        if self._pg is not None:
+            try:
+                self._pg.close()
+            except Exception:  # noqa: BLE001
+                pass
+            self._pg = None
+
+
+@dataclasses.dataclass
+class RelayConfig:
+    batch_size: int = 500
+    poll_interval: float = 1.0
+    confirm_timeout: float = 10.0
+    retention: dt.timedelta = dt.timedelta(days=7)
+    inbox_retention: dt.timedelta = dt.timedelta(days=30)
+    purge_every: float = 300.0
+    max_backoff: float = 30.0
+
+    @classmethod
+    def from_settings(cls) -> RelayConfig:
+        return cls(
+            batch_size=settings.MICE_RELAY_BATCH_SIZE,
+            poll_interval=settings.MICE_RELAY_POLL_INTERVAL,
+            confirm_timeout=settings.MICE_RELAY_CONFIRM_TIMEOUT,
+            retention=dt.timedelta(hours=settings.MICE_OUTBOX_RETENTION_HOURS),
+            inbox_retention=dt.timedelta(hours=settings.MICE_INBOX_RETENTION_HOURS),
+        )
+
+
+class Relay:
+    def __init__(self, *, broker_url: str, config: RelayConfig, origin: str | None = None) -> None:
+        self.config = config
+        self.publisher = ConfirmingPublisher(broker_url, confirm_timeout=config.confirm_timeout)
+        self.wakeup = Wakeup(config.poll_interval)
+        self.origin = origin or f"relay@{socket.gethostname()}:{os.getpid()}"
+        self.stopping = False
+        self._last_purge = 0.0
+
+    def stop(self, *_: Any) -> None:
+        self.stopping = True
+        self.wakeup.interrupt()
+
+    def run_forever(self, *, until: Callable[[], bool] | None = None) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        log.info("relay started", extra={"mice": {"origin": self.origin, "batch_size": self.config.batch_size}})
+        failures = 0
+        while not self.stopping and not (until and until()):
+            try:
+                if not self.publisher.connected:
+                    for mismatch in self.publisher.connect():
+                        log.error(mismatch.advice())
+                    log.info("relay connected to the broker")
+                published = self.relay_batch()
+                self.maybe_purge()
+                failures = 0
+                if published < self.config.batch_size:
+                    self.wakeup.wait()
+            except BrokerUnavailable as exc:
+                failures += 1
+                self._back_off("broker unavailable", exc, failures)
+            except DatabaseError as exc:
+                failures += 1
+                self.wakeup.close()
+                for conn in connections.all():
+                    conn.close()  # Django reconnects on next use
+                self._back_off("database unavailable", exc, failures)
+        self.publisher.close()
+        self.wakeup.close()
+        log.info("relay stopped")
+
+    def _back_off(self, what: str, exc: Exception, failures: int) -> None:
+        delay = min(self.config.max_backoff, 0.25 * 2 ** min(failures, 10))
+        log.warning(what, extra={"mice": {"error": repr(exc), "retry_in_s": delay, "failures": failures}})
+        end = time.monotonic() + delay
+        while not self.stopping and time.monotonic() < end:
+            time.sleep(min(0.1, end - time.monotonic()))
+
+    def relay_batch(self) -> int:
+        """Claim one batch, publish it, mark what the broker confirmed. Returns the rows claimed."""
+        started = time.monotonic()
+        using = router.db_for_write(OutboxMessage)
+        with transaction.atomic(using=using):
+            rows = list(
+                OutboxMessage.objects.using(using)
+                .select_for_update(skip_locked=True)
+                .filter(sent_at__isnull=True, available_at__lte=timezone.now())
+                .order_by("id")
+                .values_list("id", "event_type", "handler", "envelope")[: self.config.batch_size]
+            )
+            if not rows:
+                return 0
+            messages: list[tuple[Any, str, Message]] = []
+            keys_by_row: dict[int, list[Any]] = {}
+            for row_id, event_type, only_handler, envelope in rows:
+                handlers = [only_handler] if only_handler else [s.handler for s in subscribers(event_type)]
+                keys_by_row[row_id] = [(row_id, handler) for handler in handlers]
+                for handler in handlers:
+                    messages.append(
+                        (
+                            (row_id, handler),
+                            handler,
+                            task_message(outbox_id=row_id, handler=handler, envelope=envelope, origin=self.origin),
+                        )
+                    )
+            outcome = self.publisher.publish(messages)
+            sent = [row_id for row_id, keys in keys_by_row.items() if all(k in outcome.confirmed for k in keys)]
+            now = timezone.now()
+            if sent:
+                OutboxMessage.objects.using(using).filter(id__in=sent).update(sent_at=now)
+            failed_rows = {key[0]: reason for key, reason in outcome.failed.items()}
+            for row_id, reason in failed_rows.items():
+                self._hold_back(using, row_id, reason, now)
+        log.info(
+            "relayed batch",
+            extra={
+                "mice": {
+                    "rows": len(rows),
+                    "messages": len(messages),
+                    "sent": len(sent),
+                    "held_back": len(failed_rows),
+                    "duration_ms": round((time.monotonic() - started) * 1000, 1),
+                }
+            },
+        )
+        return len(rows)
+
+    def _hold_back(self, using: str, row_id: int, reason: str, now: dt.datetime) -> None:
+        """Keep an unpublishable row pending, retrying it later with backoff, and say so loudly."""
+        row = OutboxMessage.objects.using(using).only("attempts", "event_type", "event_id").get(id=row_id)
+        attempts = row.attempts + 1
+        delay = dt.timedelta(seconds=min(300.0, 2.0 ** min(attempts, 9)))
+        OutboxMessage.objects.using(using).filter(id=row_id).update(
+            attempts=attempts, last_error=reason[:2000], available_at=now + delay
+        )
+        log.error(
+            "outbox row not delivered, kept pending",
+            extra={
+                "mice": {
+                    "outbox_id": row_id,
+                    "event_id": str(row.event_id),
+                    "event_type": row.event_type,
+                    "attempts": attempts,
+                    "error": reason,
+                    "retry_in_s": delay.total_seconds(),
+                }
+            },
+        )
+
+    def maybe_purge(self) -> None:
+        if time.monotonic() - self._last_purge < self.config.purge_every:
+            return
+        self._last_purge = time.monotonic()
+        purged = outbox_purge(retention=self.config.retention, inbox_retention=self.config.inbox_retention)
+        if any(purged.values()):
+            log.info("purged", extra={"mice": purged})
+
+
+def outbox_purge(*, retention: dt.timedelta, inbox_retention: dt.timedelta, chunk: int = 5000) -> dict[str, int]:
+    """Delete sent outbox rows and inbox entries older than their retention, in chunks."""
+    now = timezone.now()
+    purged = {"outbox": 0, "inbox": 0}
+    for label, queryset in (
+        ("outbox", OutboxMessage.objects.filter(sent_at__lt=now - retention)),
+        ("inbox", InboxEntry.objects.filter(processed_at__lt=now - inbox_retention)),
+    ):
+        while True:
+            ids = list(queryset.values_list("id", flat=True)[:chunk])
+            if not ids:
+                break
+            purged[label] += queryset.model.objects.filter(id__in=ids).delete()[0]
+    return purged

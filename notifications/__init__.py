@@ -1,0 +1,1 @@
+"""E-mails through django-anymail and the e-mail log."""

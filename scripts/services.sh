@@ -1,0 +1,31 @@
+# Sourced by scripts/setup: make sure PostgreSQL and RabbitMQ answer, starting them if not.
+
+wait_for_port() {  # host port seconds
+  local deadline=$((SECONDS + $3))
+  until (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; do
+    if [ $SECONDS -ge $deadline ]; then return 1; fi
+    sleep 0.5
+  done
+}
+
+ensure_postgres() {
+  if ! wait_for_port 127.0.0.1 5432 1; then
+    echo "PostgreSQL is not answering on 127.0.0.1:5432; starting it" >&2
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start
+    wait_for_port 127.0.0.1 5432 60 || { echo "PostgreSQL did not start" >&2; exit 1; }
+  fi
+}
+
+ensure_rabbitmq() {
+  if ! wait_for_port 127.0.0.1 5672 1; then
+    echo "RabbitMQ is not answering on 127.0.0.1:5672; starting it" >&2
+    # The node may be up with its application stopped (e.g. after an interrupted fault test).
+    if rabbitmqctl -q status >/dev/null 2>&1; then
+      rabbitmqctl -q start_app
+    else
+      rabbitmq-server -detached
+    fi
+    rabbitmqctl -q await_startup --timeout 120 >/dev/null 2>&1 || true
+    wait_for_port 127.0.0.1 5672 120 || { echo "RabbitMQ did not start" >&2; exit 1; }
+  fi
+}

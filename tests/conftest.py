@@ -1,0 +1,53 @@
+"""Fixtures: a private database and RabbitMQ vhost per test run, and the system's processes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from tests.broker import throwaway_vhost
+from tests.processes import System
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """A database of this run's own, so two runs on one machine never share one."""
+    from pytest_django.fixtures import _set_suffix_to_test_databases
+
+    _set_suffix_to_test_databases(suffix=str(os.getpid()))
+
+
+@pytest.fixture(scope="session")
+def broker_url() -> Iterator[str]:
+    with throwaway_vhost() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def database_url(django_db_setup: None) -> str:
+    s = connection.settings_dict
+    return f"postgres://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+@pytest.fixture
+def system(database_url: str, broker_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[System]:
+    """Start relays, workers and recorders in a test; all are stopped after it, logs shown on failure."""
+    running = System(database_url=database_url, broker_url=broker_url, log_dir=tmp_path)
+    yield running
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        print(running.dump_logs())
+    running.stop_all()
+    running.purge_queues()
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome: Any = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)

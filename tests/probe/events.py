@@ -1,0 +1,22 @@
+"""Probe event types."""
+
+from mice.events import event_type
+
+PINGED = event_type("probe.pinged", version=1, producer="probe", doc="Two handlers record it.", example={"n": 1})
+FLAKED = event_type(
+    "probe.flaked",
+    version=1,
+    producer="probe",
+    doc="Its handler fails transiently `failures` times.",
+    example={"failures": 2},
+)
+BROKE = event_type(
+    "probe.broke", version=1, producer="probe", doc="Its handler fails until the 'fixed' switch is on.", example={}
+)
+CRASHED = event_type(
+    "probe.crashed", version=1, producer="probe", doc="Its handler kills its worker process.", example={}
+)
+SLEPT = event_type(
+    "probe.slept", version=1, producer="probe", doc="Its handler sleeps `seconds` first.", example={"seconds": 0.1}
+)
+CHAINED = event_type("probe.chained", version=1, producer="probe", doc="Its handler emits probe.pinged.", example={})

@@ -1,0 +1,61 @@
+"""Probe handlers: each records an Effect when it commits."""
+
+import os
+import signal
+import time
+
+from mice.consumers import RetryPolicy, subscribe
+from mice.events import Event
+from mice.models import HandlerFailure
+from mice.outbox import emit
+from tests.probe.models import Effect, Switch
+
+
+class FlakyError(Exception):
+    """A stand-in for a provider timing out."""
+
+
+def _record(event: Event, handler: str) -> None:
+    Effect.objects.create(event_id=event.id, handler=handler)
+
+
+@subscribe("probe.pinged")
+def record_a(event: Event) -> None:
+    _record(event, "probe.record_a")
+
+
+@subscribe("probe.pinged")
+def record_b(event: Event) -> None:
+    _record(event, "probe.record_b")
+
+
+@subscribe("probe.flaked", retry=RetryPolicy(transient=(FlakyError,), attempts=4, backoff=0.5, cap=2.0))
+def flaky(event: Event) -> None:
+    # Failed attempts are recorded by the machinery outside the rolled-back handler transaction.
+    failed_before = HandlerFailure.objects.filter(event_id=event.id, handler="tests.probe.flaky").count()
+    if failed_before < int(event.data.get("failures", 2)):
+        raise FlakyError(f"transient failure {failed_before + 1}")
+    _record(event, "probe.flaky")
+
+
+@subscribe("probe.broke", retry=RetryPolicy(transient=(FlakyError,), attempts=3, backoff=0.2, cap=1.0))
+def always_fails(event: Event) -> None:
+    if not Switch.objects.filter(name="fixed", on=True).exists():
+        raise ValueError("always_fails is broken until the 'fixed' switch is on")
+    _record(event, "probe.always_fails")
+
+
+@subscribe("probe.crashed", delivery_limit=2)
+def crash(event: Event) -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@subscribe("probe.slept")
+def slow(event: Event) -> None:
+    time.sleep(float(event.data.get("seconds", 0.1)))
+    _record(event, "probe.slow")
+
+
+@subscribe("probe.chained")
+def chain(event: Event) -> None:
+    emit("probe.pinged", subject=event.subject, data={"n": 0})

@@ -1,0 +1,145 @@
+"""Runs the system's real processes (relay, worker, recorder) as subprocesses for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.1, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+
+
+class Process:
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}-{uuid.uuid4().hex[:6]}.log"
+        self._log = self.log_path.open("wb")
+        # Own session: a kill takes the whole process group (a worker and its pool children).
+        self.popen = subprocess.Popen(
+            argv, env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, text: str, timeout: float = 30.0) -> None:
+        wait_until(lambda: text in self.log(), timeout, what=f"{text!r} in the {self.name} log")
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: a crash, not a shutdown."""
+        if self.alive():
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(10)
+
+    def terminate(self, timeout: float = 20.0) -> int:
+        if self.alive():
+            os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._log.close()
+        return self.popen.returncode
+
+
+class System:
+    """Starts processes against the test database and the test vhost; stops whatever is left."""
+
+    def __init__(self, *, database_url: str, broker_url: str, log_dir: Path) -> None:
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "DATABASE_URL": database_url,
+            "CELERY_BROKER_URL": broker_url,
+            "MICE_RELAY_POLL_INTERVAL": "0.5",
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.broker_url = broker_url
+        self.log_dir = log_dir
+        self.processes: list[Process] = []
+
+    def start(self, name: str, argv: list[str], **env: str) -> Process:
+        process = Process(name, argv, {**self.env, **env}, self.log_dir)
+        self.processes.append(process)
+        return process
+
+    def relay(self, **env: str) -> Process:
+        return self.start("relay", [sys.executable, "manage.py", "outbox_relay"], **env)
+
+    def recorder(self) -> Process:
+        return self.start("recorder", [sys.executable, "manage.py", "dead_letter_recorder"])
+
+    def worker(self, *, concurrency: int = 2, exclude: tuple[str, ...] = (), pool: str = "prefork") -> Process:
+        argv = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-P",
+            pool,
+            "-c",
+            str(concurrency),
+            "-n",
+            f"test-{uuid.uuid4().hex[:8]}@%h",
+            "--without-mingle",
+            "--without-gossip",
+            "-l",
+            "info",
+        ]
+        if exclude:
+            argv += ["-X", ",".join(exclude)]
+        process = self.start("worker", argv)
+        process.wait_for_log("ready.", timeout=60)
+        return process
+
+    def stop_all(self) -> None:
+        for process in reversed(self.processes):
+            process.terminate()
+        self.processes.clear()
+
+    def purge_queues(self) -> None:
+        """Empty every queue of the topology, so one test's leftovers never reach the next test's workers."""
+        from kombu import Connection
+
+        from mice.topology import all_queues
+
+        with Connection(self.broker_url, connect_timeout=5) as connection:
+            for queue in all_queues():
+                channel: Any = connection.channel()
+                try:
+                    channel.queue_purge(queue.name)
+                except Exception:  # noqa: BLE001 - a queue a test deleted is simply absent
+                    pass
+                finally:
+                    try:
+                        channel.close()
+                    except Exception:  # noqa: BLE001
+                        pass
+
+    def dump_logs(self) -> str:
+        return "\n".join(f"----- {p.name} ({p.log_path}) -----\n{p.log()[-6000:]}" for p in self.processes)
