@@ -39,10 +39,12 @@ def dead_letter_record(*, body: bytes | str, headers: Mapping[str, Any], routing
     headers = _plain(dict(headers or {}))
     raw = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     x_death: list[dict[str, Any]] = headers.get("x-death") or []
-    first_death = x_death[0] if x_death else {}
-    queue = str(headers.get("x-first-death-queue") or first_death.get("queue") or "")
-    reason = str(headers.get("x-first-death-reason") or first_death.get("reason") or "")
-    routing_keys = first_death.get("routing-keys") or [routing_key]
+    # x-death is sorted most recent first: a retried message first "expired" in a retry queue and
+    # then was "rejected" by its work queue, which is the death that counts.
+    last_death = x_death[0] if x_death else {}
+    queue = str(last_death.get("queue") or headers.get("x-last-death-queue") or "")
+    reason = str(last_death.get("reason") or headers.get("x-last-death-reason") or "")
+    routing_keys = last_death.get("routing-keys") or [routing_key]
     try:
         parsed: Any = json.loads(raw)
     except ValueError:
@@ -59,7 +61,7 @@ def dead_letter_record(*, body: bytes | str, headers: Mapping[str, Any], routing
     elif reason == "delivery_limit":
         exception_type = "WorkerLost"
         exception_message = (
-            f"the worker running {handler} died {first_death.get('count', '?')} time(s) in a row on this message "
+            f"the worker running {handler} died {last_death.get('count', '?')} time(s) in a row on this message "
             f"(delivery limit reached)"
         )
         tb = ""

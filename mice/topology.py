@@ -16,7 +16,7 @@ import dataclasses
 import logging
 from typing import Any
 
-from amqp.exceptions import PreconditionFailed
+from amqp.exceptions import NotFound, PreconditionFailed
 from kombu import Connection, Exchange, Queue
 
 from mice.consumers import SUBSCRIPTIONS, Subscription, retry_queue_name
@@ -87,8 +87,9 @@ class Mismatch:
         return (
             f"queue {self.queue!r} exists on the broker with other arguments than this code declares "
             f"({self.broker_says}). Nothing was changed and this process will not consume it. To apply the new "
-            f"arguments: stop the relay, let the workers drain the queue, then run "
-            f"`python manage.py mice_topology --recreate {self.queue}` (it refuses while messages remain)."
+            f"arguments: let the old workers drain it and stop them, then run "
+            f"`python manage.py mice_topology --recreate {self.queue}` (it refuses while messages or consumers "
+            f"remain; meanwhile the relay keeps messages for it pending in the outbox)."
         )
 
 
@@ -121,15 +122,16 @@ def maybe_declare_all(connection: Connection) -> list[Mismatch]:
     return mismatches
 
 
-def queue_depth(connection: Connection, name: str) -> int | None:
-    """Messages ready in a queue, or None if it does not exist (passive declare, never creates)."""
+def queue_state(connection: Connection, name: str) -> tuple[int, int] | None:
+    """(ready messages, consumers) of a queue, or None if it does not exist: a passive declare, never creates."""
     channel: Any = connection.channel()
     try:
-        return int(channel.queue_declare(queue=name, passive=True).message_count)
-    except Exception:  # noqa: BLE001 - NOT_FOUND closes the channel; absence is the answer
+        ok = channel.queue_declare(queue=name, passive=True)
+        return int(ok.message_count), int(ok.consumer_count)
+    except NotFound:
         return None
     finally:
         try:
             channel.close()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - NOT_FOUND already closed it
             pass

@@ -40,8 +40,11 @@ def flaky(event: Event) -> None:
 
 @subscribe("probe.broke", retry=RetryPolicy(transient=(FlakyError,), attempts=3, backoff=0.2, cap=1.0))
 def always_fails(event: Event) -> None:
+    """Fails until the 'fixed' switch is on: transiently (so through every attempt), or as a bug."""
     if not Switch.objects.filter(name="fixed", on=True).exists():
-        raise ValueError("always_fails is broken until the 'fixed' switch is on")
+        if event.data.get("kind") == "bug":
+            raise ValueError("always_fails has a bug: not transient, no retry")
+        raise FlakyError("always_fails is down until the 'fixed' switch is on")
     _record(event, "probe.always_fails")
 
 

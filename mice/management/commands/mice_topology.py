@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from kombu import Connection
 
-from mice.topology import all_queues, maybe_declare_all, queue_depth
+from mice.topology import all_queues, maybe_declare_all, queue_state
 
 
 class Command(BaseCommand):
@@ -39,16 +39,27 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS(f"topology declared: {len(all_queues())} queues"))
 
     def _recreate(self, connection: Connection, name: str) -> None:
+        """Delete and redeclare a queue, refusing while it (or a retry queue feeding it) holds messages or
+        has consumers: quorum queues do not support delete-if-empty, so this checks just before deleting.
+        Meanwhile the relay keeps messages for it pending (they are unroutable), so nothing is lost."""
         wanted = {q.name: q for q in all_queues()}
         if name not in wanted:
             raise CommandError(f"{name!r} is not a queue of this topology")
-        depth = queue_depth(connection, name)
-        if depth:
-            raise CommandError(f"{name!r} still holds {depth} message(s); drain it first (nothing was changed)")
+        feeding = [q for q in wanted if q.startswith(f"{name}.retry.")]
+        for queue_name in [name, *feeding]:
+            state = queue_state(connection, queue_name)
+            if state is None:
+                continue
+            messages, consumers = state
+            if messages or consumers:
+                raise CommandError(
+                    f"{queue_name!r} still holds {messages} message(s) and has {consumers} consumer(s); "
+                    "stop its workers once it is drained, then try again (nothing was changed)"
+                )
         channel: Any = connection.channel()
         try:
-            if depth is not None:
-                channel.queue_delete(queue=name, if_empty=True)
+            if queue_state(connection, name) is not None:
+                channel.queue_delete(queue=name)
             wanted[name](channel).declare()
         finally:
             channel.close()

@@ -1,0 +1,54 @@
+"""Faults in the services themselves: RabbitMQ stopped, PostgreSQL connections killed. Nothing is lost."""
+
+import time
+
+import pytest
+from django.db import connection, transaction
+
+from mice.models import OutboxMessage
+from mice.outbox import emit
+from tests.broker import broker_stopped
+from tests.probe.models import Effect
+from tests.processes import wait_until
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.faults]
+
+
+def test_events_committed_while_the_broker_is_stopped_are_published_after_it_returns(system):
+    worker = system.worker()
+    relay = system.relay()
+    relay.wait_for_log("relay connected")
+
+    with broker_stopped():
+        started = time.monotonic()
+        with transaction.atomic():
+            events = [emit("probe.pinged", subject=f"s{i}", data={"n": i}) for i in range(10)]
+        committed_in = time.monotonic() - started
+        relay.wait_for_log("broker unavailable", timeout=30)
+        assert OutboxMessage.objects.filter(sent_at__isnull=True).count() == 10
+        assert relay.alive()
+
+    wait_until(lambda: Effect.objects.count() == 20, timeout=120, what="every event handled once the broker is back")
+    assert committed_in < 1.0  # committing never waited on the broker
+    for event in events:
+        assert Effect.objects.filter(event_id=event.id).count() == 2
+    assert worker.alive() and relay.alive()
+
+
+def test_the_relay_and_the_workers_survive_their_database_connections_being_killed(system):
+    system.worker()
+    relay = system.relay()
+    with transaction.atomic():
+        first = emit("probe.pinged", subject="before", data={})
+    wait_until(lambda: Effect.objects.filter(event_id=first.id).count() == 2)
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    with transaction.atomic():
+        second = emit("probe.pinged", subject="after", data={})
+
+    wait_until(lambda: Effect.objects.filter(event_id=second.id).count() == 2, timeout=60, what="handled after")
+    assert relay.alive()

@@ -1,0 +1,144 @@
+"""The relay against real PostgreSQL and RabbitMQ: concurrency, late commits, crashes, unroutable messages."""
+
+import threading
+import time
+
+import psycopg2
+import pytest
+from django.core.management import call_command
+from django.db import connection, transaction
+from kombu import Connection
+
+from mice.models import OutboxMessage
+from mice.outbox import emit
+from tests.broker import queue_depth
+from tests.probe.models import Effect
+from tests.processes import wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def unsent():
+    return OutboxMessage.objects.filter(sent_at__isnull=True).count()
+
+
+def test_two_relays_on_10000_events_publish_each_once(system, broker_url):
+    # given a backlog of 10,000 committed events with one subscriber, and no worker consuming
+    with transaction.atomic():
+        for i in range(10_000):
+            emit("probe.slept", subject=f"s{i}", data={"seconds": 0})
+    # when two relays drain it at once
+    first, second = system.relay(), system.relay()
+    wait_until(lambda: unsent() == 0, timeout=120, what="every row sent")
+    # then the queue holds each event once, and both relays took part
+    wait_until(lambda: queue_depth(broker_url, "tests.probe.slow") == 10_000, timeout=10, what="10,000 messages")
+    assert "relayed batch" in first.log() and "relayed batch" in second.log()
+    assert first.terminate() == 0 and second.terminate() == 0
+    assert queue_depth(broker_url, "tests.probe.slow") == 10_000
+
+
+def test_a_transaction_that_commits_late_behind_higher_ids_is_still_published(system):
+    system.worker()
+    system.relay()
+    inserted, release = threading.Event(), threading.Event()
+    late = {}
+
+    def slow_transaction():
+        try:
+            with transaction.atomic():
+                late["event"] = emit("probe.pinged", subject="late", data={})
+                inserted.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=slow_transaction)
+    thread.start()
+    inserted.wait(10)
+    with transaction.atomic():
+        early = emit("probe.pinged", subject="early", data={})
+    wait_until(lambda: Effect.objects.filter(event_id=early.id).count() == 2, what="the early event handled")
+
+    release.set()
+    thread.join(10)
+
+    wait_until(lambda: Effect.objects.filter(event_id=late["event"].id).count() == 2, what="the late event handled")
+    late_row = OutboxMessage.objects.get(event_id=late["event"].id)
+    assert late_row.id < OutboxMessage.objects.get(event_id=early.id).id
+
+
+def test_relay_killed_between_broker_confirm_and_its_commit_the_redelivery_is_deduplicated(system, database_url):
+    worker = system.worker()
+    with transaction.atomic():
+        event = emit("probe.slept", subject="s", data={"seconds": 0})
+    # A SHARE lock lets the relay claim rows (FOR UPDATE) and publish, but blocks its UPDATE marking them
+    # sent: the relay is stuck exactly between the broker's confirm and its own commit.
+    blocker = psycopg2.connect(database_url)
+    try:
+        with blocker.cursor() as cursor:
+            cursor.execute(f"LOCK TABLE {OutboxMessage._meta.db_table} IN SHARE MODE")
+        relay = system.relay()
+        wait_until(lambda: Effect.objects.filter(event_id=event.id).exists(), what="the handler ran once")
+        relay.kill()
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert OutboxMessage.objects.get(event_id=event.id).sent_at is None
+
+    system.relay()
+
+    wait_until(lambda: unsent() == 0, what="the row published again and marked sent")
+    wait_until(lambda: f"event_id={event.id}" in worker.log() and "outcome=duplicate" in worker.log())
+    assert Effect.objects.filter(event_id=event.id).count() == 1
+
+
+def test_a_duplicate_delivery_with_the_same_event_id_runs_the_handler_once(system):
+    worker = system.worker()
+    system.relay()
+    with transaction.atomic():
+        event = emit("probe.slept", subject="s", data={"seconds": 0})
+    wait_until(lambda: Effect.objects.filter(event_id=event.id).exists())
+
+    OutboxMessage.objects.filter(event_id=event.id).update(sent_at=None)  # published a second time
+
+    wait_until(lambda: "outcome=duplicate" in worker.log(), what="the duplicate acknowledged and skipped")
+    assert Effect.objects.filter(event_id=event.id).count() == 1
+
+
+def test_an_unroutable_publish_stays_pending_until_its_queue_exists(system, broker_url, settings):
+    relay = system.relay()
+    relay.wait_for_log("relay connected")
+    with Connection(broker_url) as conn:
+        conn.channel().queue_delete("tests.probe.slow")
+    with transaction.atomic():
+        event = emit("probe.slept", subject="s", data={"seconds": 0})
+
+    relay.wait_for_log("kept pending")
+    row = OutboxMessage.objects.get(event_id=event.id)
+    assert row.sent_at is None
+    assert row.attempts >= 1
+    assert "unroutable" in row.last_error and "NO_ROUTE" in row.last_error
+
+    settings.CELERY_BROKER_URL = broker_url
+    call_command("mice_topology")
+
+    wait_until(lambda: unsent() == 0, timeout=30, what="the held-back row published once the queue exists")
+    assert queue_depth(broker_url, "tests.probe.slow") == 1
+
+
+def test_the_relay_is_woken_by_a_commit_not_by_polling(system):
+    relay = system.relay(MICE_RELAY_POLL_INTERVAL="60")
+    relay.wait_for_log("relay connected")
+    time.sleep(0.5)  # the relay is now blocked waiting, with a minute until its next poll
+    with transaction.atomic():
+        emit("probe.slept", subject="s", data={"seconds": 0})
+
+    wait_until(lambda: unsent() == 0, timeout=5, what="the row published within seconds, well before the poll")
+
+
+def test_the_relay_stops_cleanly_on_sigterm(system):
+    relay = system.relay()
+    relay.wait_for_log("relay connected")
+
+    assert relay.terminate() == 0
+    assert "relay stopped" in relay.log()
