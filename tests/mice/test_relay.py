@@ -1,5 +1,8 @@
 """The relay against real PostgreSQL and RabbitMQ: concurrency, late commits, crashes, unroutable messages."""
 
+import datetime as dt
+import subprocess
+import sys
 import threading
 import time
 
@@ -7,13 +10,15 @@ import psycopg2
 import pytest
 from django.core.management import call_command
 from django.db import connection, transaction
+from django.utils import timezone
 from kombu import Connection
 
 from mice.models import OutboxMessage
 from mice.outbox import emit
+from mice.relay import outbox_purge
 from tests.broker import queue_depth
 from tests.probe.models import Effect
-from tests.processes import wait_until
+from tests.processes import ROOT, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -142,3 +147,37 @@ def test_the_relay_stops_cleanly_on_sigterm(system):
 
     assert relay.terminate() == 0
     assert "relay stopped" in relay.log()
+
+
+def test_sent_rows_are_purged_after_the_retention_and_pending_rows_never_are():
+    with transaction.atomic():
+        old_sent, recent_sent, old_pending = (emit("probe.slept", subject=str(i), data={}) for i in range(3))
+    long_ago = timezone.now() - dt.timedelta(days=30)
+    OutboxMessage.objects.filter(event_id=old_sent.id).update(sent_at=long_ago)
+    OutboxMessage.objects.filter(event_id=recent_sent.id).update(sent_at=timezone.now())
+    OutboxMessage.objects.filter(event_id=old_pending.id).update(created_at=long_ago)
+
+    purged = outbox_purge(retention=dt.timedelta(days=7), inbox_retention=dt.timedelta(days=30))
+
+    assert purged["outbox"] == 1
+    assert {str(e) for e in OutboxMessage.objects.values_list("event_id", flat=True)} == {
+        recent_sent.id,
+        old_pending.id,
+    }
+
+
+def test_a_single_relay_works_on_the_sqlite_default(system, tmp_path, broker_url):
+    sqlite_url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    env = {**system.env, "DATABASE_URL": sqlite_url}
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], env=env, cwd=ROOT, check=True)
+    emit_one = (
+        "import django; django.setup()\n"
+        "from django.db import transaction\nfrom mice.outbox import emit\n"
+        "with transaction.atomic(): emit('probe.slept', subject='sqlite', data={'seconds': 0})\n"
+    )
+    subprocess.run([sys.executable, "-c", emit_one], env=env, cwd=ROOT, check=True)
+
+    relay = system.start("relay", [sys.executable, "manage.py", "outbox_relay"], DATABASE_URL=sqlite_url)
+
+    wait_until(lambda: queue_depth(broker_url, "tests.probe.slow") == 1, timeout=20, what="the event published")
+    assert relay.terminate() == 0
