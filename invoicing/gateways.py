@@ -1,0 +1,141 @@
+"""Payment gateways: the interface, and the sandbox that stands in for a real provider (the default)."""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+import uuid
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from typing import Protocol
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+
+class GatewayUnavailable(Exception):
+    """The provider could not be reached or answered 5xx: transient, the charge may be retried."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ChargeResult:
+    succeeded: bool
+    reference: str = ""
+    decline_code: str = ""
+    message: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class RefundResult:
+    reference: str
+
+
+class PaymentGateway(Protocol):
+    name: str
+
+    def charge(self, *, token: str, amount: Decimal, currency: str, idempotency_key: str) -> ChargeResult:
+        """Charge once per idempotency key: a repeated call returns the first outcome and charges nothing."""
+
+    def refund(self, *, charge_reference: str, amount: Decimal, idempotency_key: str) -> RefundResult:
+        """Refund once per idempotency key."""
+
+
+class SandboxGateway:
+    """Behaves like a provider's test mode, with Stripe's test-token names.
+
+    `tok_visa` succeeds, `tok_chargeDeclined` is declined (card_declined), `tok_flaky` fails
+    transiently twice per idempotency key and then succeeds; any other token is declined as
+    invalid_token. Its ledger lives in its own SQLite file, outside the application's database and
+    transactions, as a real provider's would: a retried charge finds the first outcome there.
+    """
+
+    name = "sandbox"
+    FLAKY_FAILURES = 2
+
+    def __init__(self, path: str | None = None) -> None:
+        self.path = Path(path or settings.SANDBOX_GATEWAY_PATH)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS charges (idempotency_key TEXT PRIMARY KEY, token TEXT, amount TEXT, "
+                "currency TEXT, succeeded INTEGER, reference TEXT, decline_code TEXT, message TEXT)"
+            )
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS transient_failures (idempotency_key TEXT PRIMARY KEY, count INTEGER)"
+            )
+            db.execute("CREATE TABLE IF NOT EXISTS refunds (idempotency_key TEXT PRIMARY KEY, reference TEXT)")
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        return db
+
+    def charge(self, *, token: str, amount: Decimal, currency: str, idempotency_key: str) -> ChargeResult:
+        db = self._connect()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            row = db.execute(
+                "SELECT succeeded, reference, decline_code, message FROM charges WHERE idempotency_key = ?",
+                (idempotency_key,),
+            ).fetchone()
+            if row is not None:
+                db.execute("COMMIT")
+                return ChargeResult(succeeded=bool(row[0]), reference=row[1], decline_code=row[2], message=row[3])
+            if token == "tok_flaky":
+                failures = db.execute(
+                    "SELECT count FROM transient_failures WHERE idempotency_key = ?", (idempotency_key,)
+                ).fetchone()
+                count = failures[0] if failures else 0
+                if count < self.FLAKY_FAILURES:
+                    db.execute(
+                        "INSERT OR REPLACE INTO transient_failures (idempotency_key, count) VALUES (?, ?)",
+                        (idempotency_key, count + 1),
+                    )
+                    db.execute("COMMIT")
+                    raise GatewayUnavailable(f"sandbox: simulated timeout {count + 1} of {self.FLAKY_FAILURES}")
+            if token in ("tok_visa", "tok_flaky"):
+                result = ChargeResult(succeeded=True, reference=f"ch_sandbox_{uuid.uuid4().hex[:16]}")
+            elif token == "tok_chargeDeclined":
+                result = ChargeResult(succeeded=False, decline_code="card_declined", message="Your card was declined.")
+            else:
+                result = ChargeResult(succeeded=False, decline_code="invalid_token", message="Unknown payment token.")
+            db.execute(
+                "INSERT INTO charges VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    idempotency_key,
+                    token,
+                    str(amount),
+                    currency,
+                    int(result.succeeded),
+                    result.reference,
+                    result.decline_code,
+                    result.message,
+                ),
+            )
+            db.execute("COMMIT")
+            return result
+        except sqlite3.Error as exc:
+            raise GatewayUnavailable(f"sandbox ledger unavailable: {exc}") from exc
+        finally:
+            db.close()
+
+    def refund(self, *, charge_reference: str, amount: Decimal, idempotency_key: str) -> RefundResult:
+        db = self._connect()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            row = db.execute("SELECT reference FROM refunds WHERE idempotency_key = ?", (idempotency_key,)).fetchone()
+            reference = row[0] if row else f"re_sandbox_{uuid.uuid4().hex[:16]}"
+            if row is None:
+                db.execute("INSERT INTO refunds VALUES (?, ?)", (idempotency_key, reference))
+            db.execute("COMMIT")
+            return RefundResult(reference=reference)
+        finally:
+            db.close()
+
+
+@cache
+def get_gateway() -> PaymentGateway:
+    """The gateway named by the PAYMENT_GATEWAY setting (an import path)."""
+    gateway: PaymentGateway = import_string(settings.PAYMENT_GATEWAY)()
+    return gateway

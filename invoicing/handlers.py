@@ -1,0 +1,13 @@
+"""The saga's payment side."""
+
+from invoicing.gateways import GatewayUnavailable
+from invoicing.services import charge_create
+from mice.consumers import RetryPolicy, subscribe
+from mice.events import Event
+
+
+@subscribe(
+    "registration.created", retry=RetryPolicy(transient=(GatewayUnavailable,), attempts=8, backoff=1.0, cap=60.0)
+)
+def charge_registration(event: Event) -> None:
+    charge_create(registration=event.data)

@@ -1,0 +1,47 @@
+"""Event types produced by registrations."""
+
+from mice.events import event_type
+
+_ATTENDEE = {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com", "company": "Analytical Engines"}
+_EVENT = {"slug": "pycon-2027", "name": "PyCon 2027", "venue": "Lisbon", "starts_at": "2027-05-01T09:00:00+00:00"}
+
+REGISTRATION_CREATED = event_type(
+    "registration.created",
+    version=1,
+    producer="registrations",
+    doc=(
+        "An attendee registered and holds a seat; status pending, or confirmed at once for a free event. "
+        "Carries what payment needs: amount (VAT included), currency, VAT rate and the payment token "
+        "(a gateway token, never card data)."
+    ),
+    example={
+        "registration_id": "6f2b0a5e-1111-4a4a-9b9b-222233334444",
+        "status": "pending",
+        "event": _EVENT,
+        "attendee": _ATTENDEE,
+        "amount": "120.00",
+        "currency": "EUR",
+        "vat_rate": "20.00",
+        "payment_token": "tok_visa",
+    },
+)
+REGISTRATION_CONFIRMED = event_type(
+    "registration.confirmed",
+    version=1,
+    producer="registrations",
+    doc="The registration is confirmed: paid, or free.",
+    example={"registration_id": "6f2b0a5e-1111-4a4a-9b9b-222233334444", "event": _EVENT, "attendee": _ATTENDEE},
+)
+REGISTRATION_CANCELLED = event_type(
+    "registration.cancelled",
+    version=1,
+    producer="registrations",
+    doc="The registration is cancelled and its seat given back; `reason` says why (e.g. payment_failed:card_declined).",
+    example={
+        "registration_id": "6f2b0a5e-1111-4a4a-9b9b-222233334444",
+        "event": _EVENT,
+        "attendee": _ATTENDEE,
+        "reason": "payment_failed:card_declined",
+        "was_confirmed": False,
+    },
+)

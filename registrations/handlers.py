@@ -1,0 +1,18 @@
+"""The saga's registration side: a payment outcome confirms, or cancels and gives the seat back."""
+
+from mice.consumers import subscribe
+from mice.events import Event
+from registrations.services import registration_cancel, registration_confirm
+
+
+@subscribe("payment.succeeded")
+def confirm_paid_registration(event: Event) -> None:
+    registration_confirm(registration_id=event.data["registration_id"])
+
+
+@subscribe("payment.failed")
+def cancel_unpaid_registration(event: Event) -> None:
+    """The compensation: the charge failed, so the registration is cancelled and its seat released."""
+    registration_cancel(
+        registration_id=event.data["registration_id"], reason=f"payment_failed:{event.data.get('reason', 'unknown')}"
+    )

@@ -1,0 +1,103 @@
+"""MICE events (the conferences), their seats, and the registrations for them."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import F, Q
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+
+class Event(models.Model):
+    """A conference, exhibition or meeting people register for. `seats_taken` is only changed by services."""
+
+    slug = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    venue = models.CharField(max_length=200)
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    capacity = models.PositiveIntegerField()
+    seats_taken = models.PositiveIntegerField(default=0, editable=False)
+    price = models.DecimalField(
+        max_digits=10,
+        decimal_places=2,
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="VAT included; 0 is free",
+    )
+    currency = models.CharField(max_length=3, validators=[RegexValidator(r"^[A-Z]{3}$", "an ISO 4217 code, e.g. EUR")])
+    vat_rate = models.DecimalField(
+        max_digits=5, decimal_places=2, default=settings.DEFAULT_VAT_RATE, validators=[MinValueValidator(Decimal("0"))]
+    )
+    registration_opens_at = models.DateTimeField(default=timezone.now)
+    registration_closes_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["starts_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(seats_taken__lte=F("capacity")), name="event_never_oversold"),
+            models.CheckConstraint(condition=Q(ends_at__gte=F("starts_at")), name="event_ends_after_start"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def seats_left(self) -> int:
+        return max(0, self.capacity - self.seats_taken)
+
+    @property
+    def is_free(self) -> bool:
+        return self.price == 0
+
+    def is_open(self, now: object = None) -> bool:
+        moment = now or timezone.now()
+        return self.registration_opens_at <= moment < self.registration_closes_at  # type: ignore[operator]
+
+
+class Registration(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending"
+        CONFIRMED = "confirmed", "confirmed"
+        CANCELLED = "cancelled", "cancelled"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="registrations")
+    first_name = models.CharField(max_length=100)
+    last_name = models.CharField(max_length=100)
+    email = models.EmailField(max_length=254)
+    company = models.CharField(max_length=200, blank=True, default="")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    cancellation_reason = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                F("event"), Lower("email"), condition=~Q(status="cancelled"), name="one_active_registration_per_email"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.first_name} {self.last_name} for {self.event_id} ({self.status})"
+
+
+class IdempotencyRecord(models.Model):
+    """The first answer given for an Idempotency-Key (API) or a form's submission token, kept 24 hours."""
+
+    key = models.CharField(max_length=300, unique=True)
+    request_fingerprint = models.CharField(max_length=64)
+    response_status = models.PositiveSmallIntegerField()
+    response_body = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return self.key

@@ -1,0 +1,135 @@
+"""Registration operations: the only code that changes registrations or seats."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from mice.outbox import emit
+from registrations import payloads
+from registrations.events import REGISTRATION_CANCELLED, REGISTRATION_CONFIRMED, REGISTRATION_CREATED
+from registrations.models import Event, Registration
+
+log = logging.getLogger("registrations")
+
+
+class RegistrationRefused(Exception):
+    """A business refusal the attendee must be told about; `code` is stable for API clients."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def registration_create(
+    *,
+    event_slug: str,
+    first_name: str,
+    last_name: str,
+    email: str,
+    company: str = "",
+    payment_token: str = "",
+) -> Registration:
+    """Take a seat and create the registration, in one transaction with its registration.created event.
+
+    The event row is locked for the duration, so seats are never oversold and one e-mail address
+    registers once, whatever the concurrency. A free event is confirmed at once.
+    """
+    with transaction.atomic():
+        try:
+            event = Event.objects.select_for_update().get(slug=event_slug)
+        except Event.DoesNotExist:
+            raise RegistrationRefused("unknown_event", f"There is no event {event_slug!r}.") from None
+        if not event.is_open():
+            raise RegistrationRefused("closed", f"Registration for {event.name} is closed.")
+        if event.seats_taken >= event.capacity:
+            raise RegistrationRefused("sold_out", f"{event.name} is sold out.")
+        if not event.is_free and not payment_token:
+            raise RegistrationRefused("payment_required", f"{event.name} is a paid event: a payment token is required.")
+        if _active_registration_exists(event, email):
+            raise RegistrationRefused("already_registered", f"{email} is already registered for {event.name}.")
+        status = Registration.Status.CONFIRMED if event.is_free else Registration.Status.PENDING
+        try:
+            with transaction.atomic():
+                registration = Registration.objects.create(
+                    event=event,
+                    first_name=first_name,
+                    last_name=last_name,
+                    email=email,
+                    company=company,
+                    status=status,
+                )
+        except IntegrityError:
+            raise RegistrationRefused(
+                "already_registered", f"{email} is already registered for {event.name}."
+            ) from None
+        Event.objects.filter(pk=event.pk).update(seats_taken=F("seats_taken") + 1)
+        correlation = str(registration.id)
+        emit(
+            REGISTRATION_CREATED,
+            subject=correlation,
+            data=payloads.registration_created(registration, payment_token=payment_token if not event.is_free else ""),
+            correlation_id=correlation,
+        )
+        if event.is_free:
+            emit(
+                REGISTRATION_CONFIRMED,
+                subject=correlation,
+                data=payloads.registration_confirmed(registration),
+                correlation_id=correlation,
+            )
+    log.info(
+        "registration created",
+        extra={"mice": {"registration_id": str(registration.id), "correlation_id": correlation, "event": event.slug}},
+    )
+    return registration
+
+
+def _active_registration_exists(event: Event, email: str) -> bool:
+    return (
+        Registration.objects.filter(event=event, email__iexact=email)
+        .exclude(status=Registration.Status.CANCELLED)
+        .exists()
+    )
+
+
+def registration_confirm(*, registration_id: uuid.UUID | str) -> Registration:
+    """Confirm a pending registration. A late or duplicate confirmation never revives a cancelled one."""
+    with transaction.atomic():
+        registration = Registration.objects.select_for_update().select_related("event").get(id=registration_id)
+        if registration.status != Registration.Status.PENDING:
+            log.info(
+                "confirmation ignored",
+                extra={"mice": {"registration_id": str(registration.id), "status": registration.status}},
+            )
+            return registration
+        registration.status = Registration.Status.CONFIRMED
+        registration.save(update_fields=["status", "updated_at"])
+        emit(REGISTRATION_CONFIRMED, subject=str(registration.id), data=payloads.registration_confirmed(registration))
+    return registration
+
+
+def registration_cancel(*, registration_id: uuid.UUID | str, reason: str) -> Registration:
+    """Cancel a registration and give its seat back; cancelling a cancelled registration changes nothing."""
+    with transaction.atomic():
+        event_id = Registration.objects.values_list("event_id", flat=True).get(id=registration_id)
+        # Lock order everywhere: the event, then the registration.
+        Event.objects.select_for_update().get(pk=event_id)
+        registration = Registration.objects.select_for_update().select_related("event").get(id=registration_id)
+        if registration.status == Registration.Status.CANCELLED:
+            return registration
+        was_confirmed = registration.status == Registration.Status.CONFIRMED
+        registration.status = Registration.Status.CANCELLED
+        registration.cancellation_reason = reason[:200]
+        registration.save(update_fields=["status", "cancellation_reason", "updated_at"])
+        Event.objects.filter(pk=event_id, seats_taken__gt=0).update(seats_taken=F("seats_taken") - 1)
+        emit(
+            REGISTRATION_CANCELLED,
+            subject=str(registration.id),
+            data=payloads.registration_cancelled(registration, was_confirmed=was_confirmed),
+        )
+    return registration

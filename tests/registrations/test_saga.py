@@ -1,0 +1,116 @@
+"""The payment saga end to end: the real relay, RabbitMQ, Celery workers, PostgreSQL and the sandbox gateway."""
+
+from decimal import Decimal
+
+import pytest
+
+from analytics.models import EventFigures
+from invoicing.gateways import get_gateway
+from invoicing.models import Charge
+from mice.models import HandlerFailure, InboxEntry, OutboxMessage
+from registrations.models import Event, Registration
+from registrations.services import registration_create
+from tests.factories import make_event
+from tests.processes import wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def running(system):
+    system.worker(concurrency=2)
+    system.relay()
+    return system
+
+
+def register(event, token, email="ada@example.com"):
+    return registration_create(
+        event_slug=event.slug, first_name="Ada", last_name="Lovelace", email=email, payment_token=token
+    )
+
+
+def final_status(registration, timeout=60):
+    wait_until(
+        lambda: Registration.objects.get(pk=registration.pk).status != "pending",
+        timeout=timeout,
+        what=f"registration {registration.pk} leaves pending",
+    )
+    return Registration.objects.get(pk=registration.pk)
+
+
+def events_of(registration):
+    return list(OutboxMessage.objects.filter(correlation_id=str(registration.pk)).order_by("id"))
+
+
+def test_tok_visa_ends_confirmed_with_one_charge_and_a_causal_chain(running):
+    event = make_event(capacity=3)
+    registration = register(event, "tok_visa")
+
+    assert final_status(registration).status == "confirmed"
+    charge = Charge.objects.get(registration_id=registration.pk)
+    assert (charge.status, charge.amount, charge.currency) == ("succeeded", Decimal("120.00"), "EUR")
+    assert charge.gateway_reference.startswith("ch_sandbox_")
+    wait_until(lambda: len(events_of(registration)) == 3)
+    created, paid, confirmed = (row.envelope for row in events_of(registration))
+    assert [created["type"], paid["type"], confirmed["type"]] == [
+        "registration.created",
+        "payment.succeeded",
+        "registration.confirmed",
+    ]
+    assert paid["causationid"] == created["id"] and confirmed["causationid"] == paid["id"]
+    assert {e["correlationid"] for e in (created, paid, confirmed)} == {str(registration.pk)}
+    assert Event.objects.get(pk=event.pk).seats_left == 2
+
+
+def test_tok_charge_declined_ends_cancelled_with_the_seat_given_back(running):
+    event = make_event(capacity=1)
+    registration = register(event, "tok_chargeDeclined")
+
+    cancelled = final_status(registration)
+
+    assert cancelled.status == "cancelled"
+    assert cancelled.cancellation_reason == "payment_failed:card_declined"
+    assert Event.objects.get(pk=event.pk).seats_left == 1
+    assert Charge.objects.get(registration_id=registration.pk).status == "declined"
+    # a decline is a business outcome: not retried
+    assert not HandlerFailure.objects.filter(correlation_id=str(registration.pk)).exists()
+    # the seat is really free again: someone else gets it
+    assert register(event, "tok_visa", email="grace@example.com").status == "pending"
+
+
+def test_tok_flaky_ends_confirmed_with_exactly_one_charge(running):
+    registration = register(make_event(), "tok_flaky")
+
+    assert final_status(registration).status == "confirmed"
+    assert Charge.objects.filter(registration_id=registration.pk).count() == 1
+    failures = HandlerFailure.objects.filter(
+        handler="invoicing.charge_registration", correlation_id=str(registration.pk)
+    )
+    assert [f.outcome for f in failures.order_by("attempt")] == ["retrying", "retrying"]
+
+
+def test_the_same_event_delivered_twice_charges_once(running):
+    registration = register(make_event(), "tok_visa")
+    assert final_status(registration).status == "confirmed"
+    reference = Charge.objects.get(registration_id=registration.pk).gateway_reference
+
+    created = OutboxMessage.objects.get(correlation_id=str(registration.pk), event_type="registration.created")
+    OutboxMessage.objects.filter(pk=created.pk).update(sent_at=None)  # delivered a second time
+    wait_until(lambda: OutboxMessage.objects.get(pk=created.pk).sent_at is not None)
+    wait_until(lambda: "outcome=duplicate" in running.dump_logs(), what="the duplicate acknowledged and skipped")
+
+    assert Charge.objects.filter(registration_id=registration.pk).count() == 1
+    again = get_gateway().charge(
+        token="tok_visa", amount=Decimal("120.00"), currency="EUR", idempotency_key=str(registration.pk)
+    )
+    assert again.reference == reference  # the gateway holds one charge for this registration
+    assert InboxEntry.objects.filter(handler="invoicing.charge_registration", event_id=created.event_id).count() == 1
+
+
+def test_a_free_event_confirms_without_a_charge_and_the_figures_follow(running):
+    event = make_event(price=Decimal("0"), slug="free-meetup")
+    registration = register(event, "")
+
+    assert Registration.objects.get(pk=registration.pk).status == "confirmed"
+    wait_until(lambda: EventFigures.objects.filter(event_slug="free-meetup", confirmed=1, registrations=1).exists())
+    assert not Charge.objects.exists()
