@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc served from our static files: no CDN
     "mice",
     "registrations",
     "invoicing",
@@ -107,6 +108,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Register attendees for MICE events; everything after the 202 happens asynchronously.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Registrations and payments ---------------------------------------------------------------

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +24,10 @@ def wait_until(predicate: Callable[[], object], timeout: float = 30.0, interval:
             return
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+
+
+def _raise(message: str) -> bool:
+    raise AssertionError(message)
 
 
 class Process:
@@ -90,6 +96,36 @@ class System:
 
     def recorder(self) -> Process:
         return self.start("recorder", [sys.executable, "manage.py", "dead_letter_recorder"])
+
+    def web(self, *, workers: int = 2, threads: int = 8) -> str:
+        """gunicorn serving the project, as in production; returns its base URL once it answers."""
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        argv = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "config.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+        ]
+        process = self.start("web", argv, DJANGO_SETTINGS_MODULE="tests.settings")
+        url = f"http://127.0.0.1:{port}"
+
+        def answers() -> bool:
+            try:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:
+                    return bool(response.status == 200)
+            except OSError:
+                return process.alive() is False and _raise(f"gunicorn exited:\n{process.log()}")
+
+        wait_until(answers, timeout=60, what="gunicorn answering")
+        return url
 
     def worker(self, *, concurrency: int = 2, exclude: tuple[str, ...] = (), pool: str = "prefork") -> Process:
         argv = [

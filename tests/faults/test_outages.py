@@ -5,11 +5,15 @@ import time
 import pytest
 from django.db import connection, transaction
 
+from invoicing.models import Charge
 from mice.models import OutboxMessage
 from mice.outbox import emit
+from registrations.models import Registration
 from tests.broker import broker_stopped
+from tests.factories import make_event
 from tests.probe.models import Effect
 from tests.processes import wait_until
+from tests.registrations.test_saga import post_registration
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.faults]
 
@@ -52,3 +56,35 @@ def test_the_relay_and_the_workers_survive_their_database_connections_being_kill
 
     wait_until(lambda: Effect.objects.filter(event_id=second.id).count() == 2, timeout=60, what="handled after")
     assert relay.alive()
+
+
+def test_registering_while_rabbitmq_is_stopped_answers_202_at_once_and_completes_after_it_returns(system):
+    base_url = system.web()
+    system.worker()
+    relay = system.relay()
+    relay.wait_for_log("relay connected")
+    event = make_event(capacity=5)
+
+    with broker_stopped():
+        started = time.monotonic()
+        code, body = post_registration(
+            base_url,
+            {
+                "event": event.slug,
+                "first_name": "Ada",
+                "last_name": "Lovelace",
+                "email": "ada@example.com",
+                "payment_token": "tok_visa",
+            },
+        )
+        answered_in = time.monotonic() - started
+        assert code == 202 and body["status"] == "pending"
+        assert Registration.objects.get(pk=body["id"]).status == "pending"
+
+    wait_until(
+        lambda: Registration.objects.get(pk=body["id"]).status == "confirmed",
+        timeout=120,
+        what="the registration confirmed once RabbitMQ is back",
+    )
+    assert answered_in < 2.0  # answered at once: registering never waits on the broker
+    assert Charge.objects.filter(registration_id=body["id"]).count() == 1

@@ -1,5 +1,9 @@
 """The payment saga end to end: the real relay, RabbitMQ, Celery workers, PostgreSQL and the sandbox gateway."""
 
+import json
+import threading
+import urllib.error
+import urllib.request
 from decimal import Decimal
 
 import pytest
@@ -114,3 +118,58 @@ def test_a_free_event_confirms_without_a_charge_and_the_figures_follow(running):
     assert Registration.objects.get(pk=registration.pk).status == "confirmed"
     wait_until(lambda: EventFigures.objects.filter(event_slug="free-meetup", confirmed=1, registrations=1).exists())
     assert not Charge.objects.exists()
+
+
+def post_registration(base_url, payload, headers=None):
+    request = urllib.request.Request(
+        f"{base_url}/api/registrations/",
+        data=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json", **(headers or {})},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_50_concurrent_requests_for_10_seats_confirm_exactly_10_and_answer_the_rest_409(running):
+    base_url = running.web()
+    event = make_event(capacity=10)
+    barrier = threading.Barrier(50)
+    answers: list[tuple[int, dict]] = []
+
+    def attempt(i):
+        barrier.wait()
+        answers.append(
+            post_registration(
+                base_url,
+                {
+                    "event": event.slug,
+                    "first_name": "Attendee",
+                    "last_name": str(i),
+                    "email": f"attendee{i}@example.com",
+                    "payment_token": "tok_visa",
+                },
+            )
+        )
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    accepted = [body for code, body in answers if code == 202]
+    refused = [body for code, body in answers if code == 409]
+    assert len(accepted) == 10 and len(refused) == 40
+    assert {body["code"] for body in refused} == {"sold_out"}
+    wait_until(
+        lambda: Registration.objects.filter(event=event, status="confirmed").count() == 10,
+        timeout=90,
+        what="the 10 accepted registrations confirmed",
+    )
+    assert Registration.objects.filter(event=event).count() == 10
+    assert Event.objects.get(pk=event.pk).seats_left == 0
+    assert Charge.objects.filter(registration_id__in=[body["id"] for body in accepted]).count() == 10

@@ -1,0 +1,139 @@
+"""Web pages: upcoming events, the registration form, the attendee's live status page."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods
+
+from registrations.forms import RegistrationForm
+from registrations.idempotency import IdempotencyKeyReused, fingerprint, idempotent_call
+from registrations.models import Event, Registration
+from registrations.selectors import event_get, event_list_upcoming, registration_get
+from registrations.services import RegistrationRefused, registration_create
+
+FINAL_STATUSES = {Registration.Status.CONFIRMED, Registration.Status.CANCELLED}
+
+# Cancellation reasons are stable codes ("payment_failed:<decline code>"); attendees read these instead.
+_SEAT_RELEASED = "so the registration was cancelled and the seat released."
+CANCELLATION_MESSAGES = {
+    "payment_failed:card_declined": f"Your card was declined, {_SEAT_RELEASED}",
+    "payment_failed:invalid_token": f"The payment method was not accepted, {_SEAT_RELEASED}",
+}
+PAYMENT_FAILED_MESSAGE = f"The payment did not go through, {_SEAT_RELEASED}"
+CANCELLED_MESSAGE = "This registration was cancelled and its seat released."
+
+
+class HttpResponseSeeOther(HttpResponseRedirect):
+    """After a POST, the browser must GET the next page (and never resend the form)."""
+
+    status_code = 303
+
+
+@dataclasses.dataclass(frozen=True)
+class Availability:
+    """Whether an event takes registrations now, and the words for it."""
+
+    state: str  # open | sold_out | not_open | closed
+    event: Event
+
+    @property
+    def is_open(self) -> bool:
+        return self.state == "open"
+
+
+def availability_of(event: Event) -> Availability:
+    now = timezone.now()
+    if now < event.registration_opens_at:
+        return Availability("not_open", event)
+    if now >= event.registration_closes_at:
+        return Availability("closed", event)
+    if event.seats_left == 0:
+        return Availability("sold_out", event)
+    return Availability("open", event)
+
+
+def cancellation_message(reason: str) -> str:
+    if reason in CANCELLATION_MESSAGES:
+        return CANCELLATION_MESSAGES[reason]
+    if reason.startswith("payment_failed:"):
+        return PAYMENT_FAILED_MESSAGE
+    return CANCELLED_MESSAGE
+
+
+@require_GET
+def event_list(request: HttpRequest) -> HttpResponse:
+    events = [availability_of(event) for event in event_list_upcoming()]
+    return render(request, "registrations/event_list.html", {"events": events})
+
+
+@require_http_methods(["GET", "POST"])
+def registration_form(request: HttpRequest, slug: str) -> HttpResponse:
+    event = event_get(slug=slug)
+    if event is None:
+        return _not_found(request, "There is no such event. It may have been renamed or removed.")
+    if request.method == "GET":
+        availability = availability_of(event)
+        if not availability.is_open:
+            return render(request, "registrations/registration_unavailable.html", {"availability": availability})
+        return _render_form(request, RegistrationForm(event=event))
+
+    form = RegistrationForm(request.POST, event=event)
+    if not form.is_valid():
+        if "submission_token" in form.errors:
+            form.renew_submission_token()
+        return _render_form(request, form, status=422)
+    # Whatever happened to the event since the form was rendered, the service has the last word;
+    # a replayed submission gets the first one's answer even if the event has sold out meanwhile.
+    data = form.registration_data()
+
+    def produce() -> tuple[int, dict[str, Any]]:
+        registration = registration_create(**data)
+        return 303, {"id": str(registration.id)}
+
+    try:
+        _, body, _ = idempotent_call(
+            key=f"form:{form.cleaned_data['submission_token']}", request_fingerprint=fingerprint(data), produce=produce
+        )
+    except RegistrationRefused as refusal:
+        form.add_error(None, refusal.message)
+        return _render_form(request, form, status=409)
+    except IdempotencyKeyReused:
+        form.add_error(None, "This form was already submitted, with different details.")
+        return _render_form(request, form, status=409, already_submitted=True)
+    return HttpResponseSeeOther(reverse("pages:registration_detail", args=[body["id"]]))
+
+
+@require_GET
+def registration_detail(request: HttpRequest, registration_id: str) -> HttpResponse:
+    registration = registration_get(registration_id=registration_id)
+    if registration is None:
+        return _not_found(request, "There is no such registration. Please check the link you followed.")
+    context = {
+        "registration": registration,
+        "event": registration.event,
+        "is_final": registration.status in FINAL_STATUSES,
+        "cancellation_message": cancellation_message(registration.cancellation_reason),
+        "event_is_open": availability_of(registration.event).is_open,
+        # The REST API's view of the registration; the page polls it until the status is final.
+        "poll_url": reverse("api-registration-detail", kwargs={"registration_id": registration.id}),
+    }
+    response = render(request, "registrations/registration_detail.html", context)
+    response["Cache-Control"] = "no-store"  # the status changes by itself; never show a stale copy
+    return response
+
+
+def _render_form(
+    request: HttpRequest, form: RegistrationForm, *, status: int = 200, already_submitted: bool = False
+) -> HttpResponse:
+    context = {"form": form, "event": form.event, "already_submitted": already_submitted}
+    return render(request, "registrations/registration_form.html", context, status=status)
+
+
+def _not_found(request: HttpRequest, message: str) -> HttpResponse:
+    return render(request, "registrations/not_found.html", {"message": message}, status=404)

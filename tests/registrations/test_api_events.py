@@ -1,0 +1,392 @@
+"""The events API: public reading with seats left, staff-only creating and changing, validation."""
+
+import base64
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from registrations.models import Event
+from registrations.services_events import event_create, event_update
+from tests.factories import make_event
+
+pytestmark = pytest.mark.django_db
+
+PASSWORD = "a-long-test-password"
+
+
+@pytest.fixture
+def client():
+    return APIClient()
+
+
+@pytest.fixture
+def staff():
+    return User.objects.create_user("organizer", password=PASSWORD, is_staff=True)
+
+
+@pytest.fixture
+def attendee_user():
+    return User.objects.create_user("attendee", password=PASSWORD)
+
+
+@pytest.fixture
+def staff_client(staff):
+    """Staff by HTTP Basic, the way a script would call the API."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=basic_auth("organizer", PASSWORD))
+    return client
+
+
+def basic_auth(username, password):
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+def new_event_body(**overrides):
+    starts = timezone.now() + dt.timedelta(days=60)
+    body = {
+        "slug": "djangocon-2027",
+        "name": "DjangoCon Europe 2027",
+        "venue": "Porto",
+        "starts_at": starts.isoformat(),
+        "ends_at": (starts + dt.timedelta(days=3)).isoformat(),
+        "capacity": 300,
+        "price": "250.00",
+        "currency": "EUR",
+    }
+    body.update(overrides)
+    return body
+
+
+# --- reading ---------------------------------------------------------------------------------------
+
+
+def test_the_list_shows_upcoming_events_soonest_first_with_seats_left(client):
+    later = make_event(
+        capacity=10, starts_at=timezone.now() + dt.timedelta(days=40), ends_at=timezone.now() + dt.timedelta(days=41)
+    )
+    sooner = make_event(capacity=5)
+    Event.objects.filter(pk=later.pk).update(seats_taken=3)
+    make_event(  # already over: not listed
+        starts_at=timezone.now() - dt.timedelta(days=3),
+        ends_at=timezone.now() - dt.timedelta(days=2),
+        registration_closes_at=timezone.now() - dt.timedelta(days=3),
+    )
+
+    response = client.get("/api/events/")
+
+    assert response.status_code == 200
+    assert [(e["slug"], e["seats_left"]) for e in response.json()] == [(sooner.slug, 5), (later.slug, 7)]
+
+
+def test_an_event_shows_every_public_field(client):
+    event = make_event(capacity=10, price=Decimal("99.50"), vat_rate=Decimal("7.00"))
+    Event.objects.filter(pk=event.pk).update(seats_taken=10)
+
+    response = client.get(f"/api/events/{event.slug}/")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {
+        "slug",
+        "name",
+        "venue",
+        "starts_at",
+        "ends_at",
+        "capacity",
+        "seats_left",
+        "price",
+        "currency",
+        "vat_rate",
+        "registration_opens_at",
+        "registration_closes_at",
+    }
+    assert (body["seats_left"], body["price"], body["vat_rate"], body["currency"]) == (0, "99.50", "7.00", "EUR")
+    assert dt.datetime.fromisoformat(body["starts_at"]) == event.starts_at
+
+
+@pytest.mark.parametrize("slug", ["no-such-event", "%00", "%F0%9F%8E%89", "x" * 300])
+def test_an_unknown_event_is_a_json_404(client, slug):
+    response = client.get(f"/api/events/{slug}/")
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": "No such event."}
+
+
+# --- who may write -----------------------------------------------------------------------------------
+
+
+def test_an_anonymous_client_cannot_create_an_event(client):
+    response = client.post("/api/events/", new_event_body(), format="json")
+
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Basic")
+    assert "detail" in response.json()
+    assert not Event.objects.exists()
+
+
+def test_a_user_who_is_not_staff_cannot_create_an_event(client, attendee_user):
+    client.credentials(HTTP_AUTHORIZATION=basic_auth("attendee", PASSWORD))
+
+    response = client.post("/api/events/", new_event_body(), format="json")
+
+    assert response.status_code == 403
+    assert "detail" in response.json()
+    assert not Event.objects.exists()
+
+
+def test_wrong_basic_credentials_are_refused(client, staff):
+    client.credentials(HTTP_AUTHORIZATION=basic_auth("organizer", "wrong"))
+
+    response = client.post("/api/events/", new_event_body(), format="json")
+
+    assert response.status_code == 401
+    assert not Event.objects.exists()
+
+
+def test_staff_create_an_event_with_basic_auth(staff_client):
+    response = staff_client.post("/api/events/", new_event_body(), format="json")
+
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert response["Location"] == "http://testserver/api/events/djangocon-2027/"
+    assert (body["slug"], body["capacity"], body["seats_left"], body["price"]) == ("djangocon-2027", 300, 300, "250.00")
+    assert Event.objects.get().name == "DjangoCon Europe 2027"
+
+
+def test_staff_create_an_event_with_their_session(client, staff):
+    client.force_login(staff)
+
+    response = client.post("/api/events/", new_event_body(), format="json")
+
+    assert response.status_code == 201, response.json()
+    assert Event.objects.filter(slug="djangocon-2027").exists()
+
+
+def test_a_new_event_gets_the_default_vat_rate_and_a_registration_window_ending_when_it_starts(staff_client):
+    before = timezone.now()
+
+    body = staff_client.post("/api/events/", new_event_body(), format="json").json()
+
+    assert body["vat_rate"] == f"{Decimal(settings.DEFAULT_VAT_RATE):.2f}"
+    assert body["registration_closes_at"] == body["starts_at"]
+    opens = dt.datetime.fromisoformat(body["registration_opens_at"])
+    assert before <= opens <= timezone.now()
+
+
+def test_a_free_event_and_an_explicit_window_and_vat_rate(staff_client):
+    opens = timezone.now() + dt.timedelta(days=1)
+    closes = timezone.now() + dt.timedelta(days=20)
+    body = new_event_body(
+        price="0.00", vat_rate="0", registration_opens_at=opens.isoformat(), registration_closes_at=closes.isoformat()
+    )
+
+    response = staff_client.post("/api/events/", body, format="json")
+
+    assert response.status_code == 201, response.json()
+    event = Event.objects.get()
+    assert event.is_free and event.vat_rate == 0
+    assert (event.registration_opens_at, event.registration_closes_at) == (opens, closes)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"ends_at": (timezone.now() + dt.timedelta(days=59)).isoformat()}, "ends_at"),
+        ({"registration_closes_at": (timezone.now() + dt.timedelta(days=90)).isoformat()}, "registration_closes_at"),
+        ({"registration_opens_at": (timezone.now() + dt.timedelta(days=61)).isoformat()}, "registration_closes_at"),
+        ({"capacity": -1}, "capacity"),
+        ({"capacity": 2**31}, "capacity"),
+        ({"capacity": "many"}, "capacity"),
+        ({"capacity": 1.5}, "capacity"),
+        ({"price": "-0.01"}, "price"),
+        ({"price": "12.345"}, "price"),
+        ({"price": "NaN"}, "price"),
+        ({"price": "free"}, "price"),
+        ({"price": "123456789.00"}, "price"),
+        ({"currency": "eur"}, "currency"),
+        ({"currency": "EURO"}, "currency"),
+        ({"currency": "€"}, "currency"),
+        ({"vat_rate": "-1"}, "vat_rate"),
+        ({"vat_rate": "101"}, "vat_rate"),
+        ({"slug": "not a slug"}, "slug"),
+        ({"slug": ""}, "slug"),
+        ({"name": ""}, "name"),
+        ({"name": "x" * 201}, "name"),
+        ({"name": "Line\r\nbreak"}, "name"),
+        ({"name": 42}, "name"),
+        ({"venue": None}, "venue"),
+        ({"starts_at": "next tuesday"}, "starts_at"),
+        ({"starts_at": "0001-01-01T00:00:00+01:00"}, "starts_at"),
+        ({"seats_left": 1000}, "seats_left"),
+        ({"seats_taken": 5}, "seats_taken"),
+    ],
+)
+def test_invalid_events_are_400_field_errors(staff_client, overrides, field):
+    response = staff_client.post("/api/events/", new_event_body(**overrides), format="json")
+
+    assert response.status_code == 400
+    assert field in response.json(), response.json()
+    assert not Event.objects.exists()
+
+
+@pytest.mark.parametrize("missing", ["slug", "name", "venue", "starts_at", "ends_at", "capacity", "price", "currency"])
+def test_required_event_fields(staff_client, missing):
+    body = new_event_body()
+    del body[missing]
+
+    response = staff_client.post("/api/events/", body, format="json")
+
+    assert response.status_code == 400
+    assert missing in response.json()
+
+
+def test_a_taken_slug_is_a_field_error_not_a_server_error(staff_client):
+    make_event(slug="djangocon-2027")
+
+    response = staff_client.post("/api/events/", new_event_body(), format="json")
+
+    assert response.status_code == 400
+    assert "slug" in response.json()
+    assert Event.objects.count() == 1
+
+
+# --- changing ----------------------------------------------------------------------------------------
+
+
+def test_staff_change_some_fields_and_the_rest_stays(staff_client):
+    event = make_event(name="Old name", capacity=50)
+
+    response = staff_client.patch(f"/api/events/{event.slug}/", {"name": "New name", "capacity": 60}, format="json")
+
+    assert response.status_code == 200, response.json()
+    assert (response.json()["name"], response.json()["seats_left"]) == ("New name", 60)
+    event.refresh_from_db()
+    assert (event.name, event.capacity, event.venue) == ("New name", 60, "Lisbon Congress Centre")
+
+
+def test_staff_change_an_event_with_their_session(client, staff):
+    event = make_event()
+    client.force_login(staff)
+
+    response = client.patch(f"/api/events/{event.slug}/", {"venue": "Madeira"}, format="json")
+
+    assert response.status_code == 200
+    event.refresh_from_db()
+    assert event.venue == "Madeira"
+
+
+def test_an_empty_change_changes_nothing(staff_client):
+    event = make_event()
+
+    response = staff_client.patch(f"/api/events/{event.slug}/", {}, format="json")
+
+    assert response.status_code == 200
+    assert response.json()["name"] == event.name
+
+
+def test_the_capacity_cannot_drop_below_the_seats_taken(staff_client):
+    event = make_event(capacity=10)
+    Event.objects.filter(pk=event.pk).update(seats_taken=8)
+
+    response = staff_client.patch(f"/api/events/{event.slug}/", {"capacity": 7}, format="json")
+
+    assert response.status_code == 400
+    assert "capacity" in response.json()
+    event.refresh_from_db()
+    assert event.capacity == 10
+    assert staff_client.patch(f"/api/events/{event.slug}/", {"capacity": 8}, format="json").status_code == 200
+
+
+def test_a_change_is_checked_against_the_fields_it_leaves_alone(staff_client):
+    event = make_event()
+
+    response = staff_client.patch(
+        f"/api/events/{event.slug}/", {"ends_at": (event.starts_at - dt.timedelta(hours=1)).isoformat()}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert "ends_at" in response.json()
+
+
+def test_changing_to_a_taken_slug_is_a_field_error(staff_client):
+    make_event(slug="taken")
+    event = make_event()
+
+    response = staff_client.patch(f"/api/events/{event.slug}/", {"slug": "taken"}, format="json")
+
+    assert response.status_code == 400
+    assert "slug" in response.json()
+
+
+def test_seats_left_and_seats_taken_cannot_be_set(staff_client):
+    event = make_event(capacity=10)
+
+    response = staff_client.patch(f"/api/events/{event.slug}/", {"seats_left": 0, "seats_taken": 10}, format="json")
+
+    assert response.status_code == 400
+    assert {"seats_left", "seats_taken"} <= set(response.json())
+    event.refresh_from_db()
+    assert event.seats_taken == 0
+
+
+def test_anonymous_and_non_staff_cannot_change_an_event(client, attendee_user):
+    event = make_event(name="Unchanged")
+
+    anonymous = client.patch(f"/api/events/{event.slug}/", {"name": "Hacked"}, format="json")
+    client.force_login(attendee_user)
+    not_staff = client.patch(f"/api/events/{event.slug}/", {"name": "Hacked"}, format="json")
+
+    assert (anonymous.status_code, not_staff.status_code) == (401, 403)
+    event.refresh_from_db()
+    assert event.name == "Unchanged"
+
+
+def test_changing_an_unknown_event_is_a_404(staff_client):
+    response = staff_client.patch("/api/events/nope/", {"name": "x"}, format="json")
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": "No such event."}
+
+
+def test_other_methods_are_405_json(staff_client):
+    event = make_event()
+
+    assert staff_client.delete(f"/api/events/{event.slug}/").status_code == 405
+    assert staff_client.put("/api/events/", {}, format="json").json()["detail"]
+
+
+# --- the services the API calls ------------------------------------------------------------------------
+
+
+def test_event_create_and_update_are_usable_without_the_api():
+    starts = timezone.now() + dt.timedelta(days=10)
+    event = event_create(
+        slug="svc",
+        name="Service",
+        venue="Faro",
+        starts_at=starts,
+        ends_at=starts + dt.timedelta(days=1),
+        capacity=3,
+        price=Decimal("10.00"),
+        currency="EUR",
+    )
+
+    changed = event_update(event=event, capacity=4)
+
+    assert (changed.capacity, changed.registration_closes_at, changed.vat_rate) == (
+        4,
+        starts,
+        Decimal(settings.DEFAULT_VAT_RATE),
+    )
+
+
+def test_event_update_refuses_fields_that_are_not_editable():
+    event = make_event()
+
+    with pytest.raises(TypeError, match="seats_taken"):
+        event_update(event=event, **{"seats_taken": 3})
