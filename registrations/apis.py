@@ -19,7 +19,6 @@ from typing import IO, Any, ClassVar
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
 from django.http import HttpRequest
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
@@ -466,8 +465,7 @@ class RegistrationCreateApi(PublicApi):
         produce = self._producer(request, data)
         try:
             if key is None:
-                with transaction.atomic():  # committed only with its answer, as with a key
-                    (answer_status, body), replayed = produce(), False
+                (answer_status, body), replayed = produce(), False
             else:
                 answer_status, body, replayed = idempotent_call(
                     key=f"api:{key}", request_fingerprint=fingerprint(data), produce=produce

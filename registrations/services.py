@@ -36,22 +36,22 @@ def registration_create(
 ) -> Registration:
     """Take a seat and create the registration, in one transaction with its registration.created event.
 
-    The event row is locked for the duration, so seats are never oversold and one e-mail address
-    registers once, whatever the concurrency. A free event is confirmed at once.
+    The seat is taken last, by one conditional UPDATE of the event row (`seats_taken < capacity`): the
+    row lock that serialises registrations for one event is held only from that statement to the
+    commit, and seats are never oversold whatever the concurrency. One e-mail address registers once:
+    the partial unique index on (event, lower(email)) decides between concurrent attempts. A free
+    event is confirmed at once.
     """
     with transaction.atomic():
-        try:
-            event = Event.objects.select_for_update().get(slug=event_slug)
-        except Event.DoesNotExist:
-            raise RegistrationRefused("unknown_event", f"There is no event {event_slug!r}.") from None
+        event = Event.objects.filter(slug=event_slug).first()
+        if event is None:
+            raise RegistrationRefused("unknown_event", f"There is no event {event_slug!r}.")
         if not event.is_open():
             raise RegistrationRefused("closed", f"Registration for {event.name} is closed.")
         if event.seats_taken >= event.capacity:
             raise RegistrationRefused("sold_out", f"{event.name} is sold out.")
         if not event.is_free and not payment_token:
             raise RegistrationRefused("payment_required", f"{event.name} is a paid event: a payment token is required.")
-        if _active_registration_exists(event, email):
-            raise RegistrationRefused("already_registered", f"{email} is already registered for {event.name}.")
         status = Registration.Status.CONFIRMED if event.is_free else Registration.Status.PENDING
         try:
             with transaction.atomic():
@@ -63,11 +63,9 @@ def registration_create(
                     company=company,
                     status=status,
                 )
-        except IntegrityError:
-            raise RegistrationRefused(
-                "already_registered", f"{email} is already registered for {event.name}."
-            ) from None
-        Event.objects.filter(pk=event.pk).update(seats_taken=F("seats_taken") + 1)
+        except IntegrityError:  # the partial unique index: this e-mail already holds a registration
+            message = f"{email} is already registered for {event.name}."
+            raise RegistrationRefused("already_registered", message) from None
         correlation = str(registration.id)
         emit(
             REGISTRATION_CREATED,
@@ -82,19 +80,16 @@ def registration_create(
                 data=payloads.registration_confirmed(registration),
                 correlation_id=correlation,
             )
+        seat_taken = Event.objects.filter(pk=event.pk, seats_taken__lt=F("capacity")).update(
+            seats_taken=F("seats_taken") + 1
+        )
+        if not seat_taken:  # the last seat went to a concurrent registration: undo everything above
+            raise RegistrationRefused("sold_out", f"{event.name} is sold out.")
     log.info(
         "registration created",
         extra={"mice": {"registration_id": str(registration.id), "correlation_id": correlation, "event": event.slug}},
     )
     return registration
-
-
-def _active_registration_exists(event: Event, email: str) -> bool:
-    return (
-        Registration.objects.filter(event=event, email__iexact=email)
-        .exclude(status=Registration.Status.CANCELLED)
-        .exists()
-    )
 
 
 def registration_confirm(*, registration_id: uuid.UUID | str) -> Registration:
