@@ -9,11 +9,11 @@ registration and its outbox row are committed).
   web:  gunicorn config.wsgi in a couple of worker/thread configurations (e.g. 2 workers x 4 threads gthread,
         4 sync workers), driven by N concurrent clients (threads, one keep-alive http.client connection each),
         unique e-mail per request, payment_token tok_visa, spread round-robin over 1 event (one hot row: the
-        event row is locked FOR UPDATE by every registration) and over 8 events. Only 202s count.
+        event row is updated, so locked, by every registration) and over 8 events. Only 202s count.
   bare: registrations.services.registration_create(...) called in-process from the same number of threads
         (each its own database connection), same events, same duration; plus one thread alone.
-  sql:  where the time goes in one registration_create (single thread, statement timings), and what the
-        "already registered?" check costs once an event has many registrations.
+  sql:  where the time goes in one registration_create (single thread, statement timings), on a fresh event
+        and on one that already has many registrations.
 
 Each run uses fresh events (capacity 1,000,000, 120.00 EUR) and starts from emptied registration and outbox
 tables, so runs are comparable. Flags: see --help. --profile adds a cProfile of registration_create and of
@@ -706,15 +706,14 @@ def load_phase(args: argparse.Namespace, database_url: str, log_dir: Path) -> tu
 def sql_phase(calls: int, backlog: int) -> dict[str, Any]:
     """Statement timings of registration_create on one thread, on a fresh event and on one with `backlog` rows."""
     from django.db import connection
-    from django.db.models.functions import Lower
 
     from registrations.models import Event, Registration
-    from registrations.services import _active_registration_exists, registration_create
+    from registrations.services import registration_create
 
     def classify(sql: str) -> str:
         head = sql.lstrip().upper()
-        if head.startswith("SELECT") and "FOR UPDATE" in head:
-            return "SELECT event FOR UPDATE"
+        if head.startswith("SELECT") and "REGISTRATIONS_EVENT" in head:
+            return "SELECT event"
         if head.startswith("SELECT 1 AS") or ("LIMIT 1" in head and "REGISTRATION" in head):
             return "SELECT already registered?"
         if head.startswith("INSERT") and "REGISTRATIONS_REGISTRATION" in head:
@@ -782,38 +781,6 @@ def sql_phase(calls: int, backlog: int) -> dict[str, Any]:
         cursor.execute(f'ANALYZE "{Registration._meta.db_table}"')
     spent_full, total_full = timed_run(fresh[1], "sqlfull")
 
-    # The check as the service runs it, and the same check written on Lower(email): the expression of the
-    # partial unique index one_active_registration_per_email, which the planner can then use.
-    def as_service() -> bool:
-        return _active_registration_exists(event, "Nobody@bench.example.com")
-
-    def on_lower() -> bool:
-        return (
-            Registration.objects.alias(email_lower=Lower("email"))
-            .filter(event=event, email_lower="nobody@bench.example.com")
-            .exclude(status=Registration.Status.CANCELLED)
-            .exists()
-        )
-
-    checks = {}
-    for name, check in (("email__iexact (as the service does)", as_service), ("Lower(email) = lower(...)", on_lower)):
-        captured: list[tuple[str, Any]] = []
-
-        def capture(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
-            captured.append((sql, params))  # noqa: B023 - used at once, within this iteration
-            return execute(sql, params, many, context)
-
-        with connection.execute_wrapper(capture):
-            check()
-        sql, params = captured[0]
-        with connection.cursor() as cursor:
-            cursor.execute("EXPLAIN (ANALYZE, COSTS OFF) " + sql, params)
-            plan = [row[0] for row in cursor.fetchall()]
-        started = time.perf_counter()
-        for _ in range(30):
-            check()
-        checks[name] = ((time.perf_counter() - started) / 30 * 1000, plan)
-
     say(f"\n-- where the time goes: registration_create on one thread, {calls} calls, ms per call --")
     keys = list(dict.fromkeys([*spent_fresh, *spent_full]))
     say(f"  {'step':<30} {'fresh event':>12} {f'event with {backlog:,} regs':>24}")
@@ -825,12 +792,7 @@ def sql_phase(calls: int, backlog: int) -> dict[str, Any]:
     py_full = (total_full - sum(spent_full.values())) / calls * 1000
     say(f"  {'Python (ORM, payloads, ...)':<30} {py_fresh:12.3f} {py_full:24.3f}")
     say(f"  {'total':<30} {total_fresh / calls * 1000:12.3f} {total_full / calls * 1000:24.3f}")
-    say("  (every statement from SELECT ... FOR UPDATE to COMMIT runs while the event row is locked)")
-    say(f"\n  'already registered?' on the event with {backlog:,} registrations:")
-    for name, (ms, plan) in checks.items():
-        say(f"    {name}: {ms:.3f} ms per check; plan:")
-        for line in plan:
-            say(f"      {line}")
+    say("  (the event row is locked from the UPDATE of seats_taken to the COMMIT)")
 
     inproc = inprocess_view(calls)
     return {
@@ -838,9 +800,6 @@ def sql_phase(calls: int, backlog: int) -> dict[str, Any]:
         "backlog": backlog,
         "fresh_ms": total_fresh / calls * 1000,
         "full_ms": total_full / calls * 1000,
-        "exists_fresh_ms": spent_fresh.get("SELECT already registered?", 0) / calls * 1000,
-        "exists_full_ms": spent_full.get("SELECT already registered?", 0) / calls * 1000,
-        "exists_lower_ms": checks["Lower(email) = lower(...)"][0],
         "commit_ms": spent_fresh.get("COMMIT", 0) / calls * 1000,
         **inproc,
     }
@@ -1072,9 +1031,7 @@ def summary(
         say()
         say(
             f"One registration_create on one thread: {sql['fresh_ms']:.2f} ms on a fresh event, "
-            f"{sql['full_ms']:.2f} ms on an event with {sql['backlog']:,} registrations (the 'already registered?' "
-            f"check: {sql['exists_fresh_ms']:.2f} -> {sql['exists_full_ms']:.2f} ms, run while the event row is "
-            f"locked; {sql['exists_lower_ms']:.2f} ms when written on Lower(email), which uses the unique index); "
+            f"{sql['full_ms']:.2f} ms on an event with {sql['backlog']:,} registrations; "
             f"COMMIT {sql['commit_ms']:.2f} ms. In-process, one thread: registration_create costs "
             f"{sql['service_cpu_ms']:.2f} ms of CPU, the whole view {sql['view_cpu_ms']:.2f} ms."
         )

@@ -138,6 +138,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_TASK_TIME_LIMIT = int(os.environ.get("MICE_HANDLER_TIME_LIMIT", "300"))
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Celery's Django fix-up closes the database connection around every task unless this is set: a new
+# PostgreSQL connection per event capped a worker near 80 events/s (bench/relay.py). Handlers drop a
+# broken or aged connection themselves (close_old_connections, as Django does per request).
+CELERY_DB_REUSE_MAX = int(os.environ.get("MICE_WORKER_DB_REUSE_MAX", "1000"))
 CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_TASK_CREATE_MISSING_QUEUES = False
 

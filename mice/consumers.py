@@ -17,7 +17,15 @@ from typing import Any
 
 from celery import Task, shared_task
 from celery.exceptions import Reject, Retry
-from django.db import DatabaseError, InterfaceError, OperationalError, connections, router, transaction
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connections,
+    router,
+    transaction,
+)
 
 from mice.events import Event
 from mice.models import HandlerFailure, InboxEntry
@@ -25,9 +33,9 @@ from mice.outbox import caused_by
 
 log = logging.getLogger("mice.handler")
 
+# The attempt number, carried across Celery's retries (each a new message, unseen by x-death);
+# absent on a first delivery.
 ATTEMPT_HEADER = "mice_attempt"
-# Set by the relay; a retry is a new message and must carry them on.
-CARRIED_HEADERS = ("mice_outbox_id", "mice_event_id", "mice_event_type", "mice_correlation_id")
 
 # Infrastructure trouble is transient for every handler: the database going away must not
 # dead-letter a perfectly good message.
@@ -75,8 +83,12 @@ class Subscription:
 SUBSCRIPTIONS: dict[str, Subscription] = {}
 
 
-def subscribers(event_type: str) -> list[Subscription]:
-    return [s for s in SUBSCRIPTIONS.values() if s.event_type == event_type]
+def routes() -> dict[str, list[str]]:
+    """Event type -> the handlers subscribed to it: the relay's fan-out."""
+    table: dict[str, list[str]] = {}
+    for sub in SUBSCRIPTIONS.values():
+        table.setdefault(sub.event_type, []).append(sub.handler)
+    return table
 
 
 def subscribe(
@@ -127,6 +139,9 @@ class HandlerTask(Task):
 
     def deliver(self, envelope: dict[str, Any]) -> None:
         sub = self.subscription
+        # Database connections live across tasks (CELERY_DB_REUSE_MAX); drop one that broke or aged,
+        # as Django does around each request.
+        close_old_connections()
         attempt = int(self.request.get(ATTEMPT_HEADER) or 1)
         started = time.monotonic()
         context: dict[str, Any] = {"handler": sub.handler, "attempt": attempt, "task_id": self.request.id}
@@ -188,7 +203,7 @@ class HandlerTask(Task):
             task_id=self.request.id,
             exchange="mice.retry",
             routing_key=retry_queue_name(self.subscription.queue, delay_ms),
-            headers={ATTEMPT_HEADER: str(next_attempt), **_carried_headers(self.request)},
+            headers={ATTEMPT_HEADER: str(next_attempt)},
             **options,
         )
 
@@ -210,8 +225,3 @@ class HandlerTask(Task):
             # The database being down is exactly when this cannot be written; the message itself is
             # still retried or dead-lettered, which is what must not be lost.
             log.exception("could not record handler failure", extra={"mice": context})
-
-
-def _carried_headers(request: Any) -> dict[str, str]:
-    """Our own headers that must survive a retry (a retry is a new message)."""
-    return {k: str(request.get(k)) for k in CARRIED_HEADERS if request.get(k) is not None}

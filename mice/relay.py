@@ -21,10 +21,12 @@ from typing import Any
 from amqp import Message
 from django.conf import settings
 from django.db import DatabaseError, connections, router, transaction
+from django.db.models import TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 from kombu import Connection
 
-from mice.consumers import subscribers
+from mice.consumers import routes
 from mice.models import InboxEntry, OutboxMessage
 from mice.topology import EVENTS, maybe_declare_all
 from mice.wire import task_message
@@ -244,6 +246,7 @@ class Relay:
         self.publisher = ConfirmingPublisher(broker_url, confirm_timeout=config.confirm_timeout)
         self.wakeup = Wakeup(config.poll_interval)
         self.origin = origin or f"relay@{socket.gethostname()}:{os.getpid()}"
+        self.routes = routes()
         self.stopping = False
         self._last_purge = 0.0
 
@@ -288,39 +291,28 @@ class Relay:
             time.sleep(min(0.1, end - time.monotonic()))
 
     def relay_batch(self) -> int:
-        """Claim one batch, publish it, mark what the broker confirmed. Returns the rows claimed."""
+        """Claim one batch, publish it, keep back what the broker did not confirm. Returns the rows claimed.
+
+        Rows are marked sent as they are claimed, in a transaction that commits only after the broker
+        confirmed every message: a crash or a broker failure before that rolls the mark back.
+        """
         started = time.monotonic()
         using = router.db_for_write(OutboxMessage)
         with transaction.atomic(using=using):
-            rows = list(
-                OutboxMessage.objects.using(using)
-                .select_for_update(skip_locked=True)
-                .filter(sent_at__isnull=True, available_at__lte=timezone.now())
-                .order_by("id")
-                .values_list("id", "event_type", "handler", "envelope")[: self.config.batch_size]
-            )
+            rows = self._claim(using)
             if not rows:
                 return 0
             messages: list[tuple[Any, str, Message]] = []
-            keys_by_row: dict[int, list[Any]] = {}
-            for row_id, event_type, only_handler, envelope in rows:
-                handlers = [only_handler] if only_handler else [s.handler for s in subscribers(event_type)]
-                keys_by_row[row_id] = [(row_id, handler) for handler in handlers]
-                for handler in handlers:
-                    messages.append(
-                        (
-                            (row_id, handler),
-                            handler,
-                            task_message(outbox_id=row_id, handler=handler, envelope=envelope, origin=self.origin),
-                        )
+            for row_id, event_type, event_id, only_handler, envelope_json in rows:
+                for handler in [only_handler] if only_handler else self.routes.get(event_type, []):
+                    message = task_message(
+                        outbox_id=row_id, handler=handler, envelope_json=envelope_json, event_id=str(event_id)
                     )
+                    messages.append(((row_id, handler), handler, message))
             outcome = self.publisher.publish(messages)
-            sent = [row_id for row_id, keys in keys_by_row.items() if all(k in outcome.confirmed for k in keys)]
+            held_back = {row_id: reason for (row_id, _), reason in outcome.failed.items()}
             now = timezone.now()
-            if sent:
-                OutboxMessage.objects.using(using).filter(id__in=sent).update(sent_at=now)
-            failed_rows = {key[0]: reason for key, reason in outcome.failed.items()}
-            for row_id, reason in failed_rows.items():
+            for row_id, reason in held_back.items():
                 self._hold_back(using, row_id, reason, now)
         log.info(
             "relayed batch",
@@ -328,13 +320,44 @@ class Relay:
                 "mice": {
                     "rows": len(rows),
                     "messages": len(messages),
-                    "sent": len(sent),
-                    "held_back": len(failed_rows),
+                    "sent": len(rows) - len(held_back),
+                    "held_back": len(held_back),
                     "duration_ms": round((time.monotonic() - started) * 1000, 1),
                 }
             },
         )
         return len(rows)
+
+    def _claim(self, using: str) -> list[tuple[int, str, Any, str, str]]:
+        """Lock the oldest available unsent rows other relays have not locked, and mark them sent.
+
+        Rows are found by `sent_at IS NULL`, never by a high-water mark, so a row whose transaction
+        commits late, behind higher ids, is still claimed. The envelope comes back as JSON text: it goes
+        into the message body as it is.
+        """
+        connection = connections[using]
+        table = OutboxMessage._meta.db_table
+        if connection.vendor == "postgresql":
+            # One statement instead of SELECT ... FOR UPDATE then UPDATE: each row is written once.
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"UPDATE {table} SET sent_at = now() WHERE id IN ("
+                    f" SELECT id FROM {table} WHERE sent_at IS NULL AND available_at <= now()"
+                    "  ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
+                    ") RETURNING id, event_type, event_id, handler, envelope::text",
+                    [self.config.batch_size],
+                )
+                return sorted(cursor.fetchall())
+        pending = OutboxMessage.objects.using(using).filter(sent_at__isnull=True, available_at__lte=timezone.now())
+        rows = list(
+            pending.select_for_update(skip_locked=connection.features.has_select_for_update_skip_locked)
+            .order_by("id")
+            .values_list("id", "event_type", "event_id", "handler", Cast("envelope", TextField()))[
+                : self.config.batch_size
+            ]
+        )
+        OutboxMessage.objects.using(using).filter(id__in=[row[0] for row in rows]).update(sent_at=timezone.now())
+        return rows
 
     def _hold_back(self, using: str, row_id: int, reason: str, now: dt.datetime) -> None:
         """Keep an unpublishable row pending, retrying it later with backoff, and say so loudly."""
@@ -342,7 +365,7 @@ class Relay:
         attempts = row.attempts + 1
         delay = dt.timedelta(seconds=min(300.0, 2.0 ** min(attempts, 9)))
         OutboxMessage.objects.using(using).filter(id=row_id).update(
-            attempts=attempts, last_error=reason[:2000], available_at=now + delay
+            sent_at=None, attempts=attempts, last_error=reason[:2000], available_at=now + delay
         )
         log.error(
             "outbox row not delivered, kept pending",

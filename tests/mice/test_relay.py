@@ -1,5 +1,6 @@
 """The relay against real PostgreSQL and RabbitMQ: concurrency, late commits, crashes, unroutable messages."""
 
+import contextlib
 import datetime as dt
 import subprocess
 import sys
@@ -72,22 +73,43 @@ def test_a_transaction_that_commits_late_behind_higher_ids_is_still_published(sy
     assert late_row.id < OutboxMessage.objects.get(event_id=early.id).id
 
 
+@contextlib.contextmanager
+def commits_marking_rows_sent_held(database_url):
+    """Hold any transaction that marks outbox rows sent at its COMMIT, until the block ends.
+
+    A deferred constraint trigger runs at commit time and waits for an advisory lock held here: the
+    relay publishes, gets the broker's confirms, and then hangs exactly between them and its commit.
+    """
+    table = OutboxMessage._meta.db_table
+    holder = psycopg2.connect(database_url)
+    holder.autocommit = True
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute(
+                "CREATE OR REPLACE FUNCTION test_wait_at_commit() RETURNS trigger AS $$ "
+                "BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN NULL; END; $$ LANGUAGE plpgsql"
+            )
+            cursor.execute(
+                f"CREATE CONSTRAINT TRIGGER test_wait_at_commit AFTER UPDATE ON {table} "
+                "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.sent_at IS NOT NULL) "
+                "EXECUTE FUNCTION test_wait_at_commit()"
+            )
+            cursor.execute("SELECT pg_advisory_lock(4242)")
+        yield
+    finally:
+        with holder.cursor() as cursor:
+            cursor.execute(f"DROP TRIGGER IF EXISTS test_wait_at_commit ON {table}")
+        holder.close()  # releases the advisory lock
+
+
 def test_relay_killed_between_broker_confirm_and_its_commit_the_redelivery_is_deduplicated(system, database_url):
     worker = system.worker()
     with transaction.atomic():
         event = emit("probe.slept", subject="s", data={"seconds": 0})
-    # A SHARE lock lets the relay claim rows (FOR UPDATE) and publish, but blocks its UPDATE marking them
-    # sent: the relay is stuck exactly between the broker's confirm and its own commit.
-    blocker = psycopg2.connect(database_url)
-    try:
-        with blocker.cursor() as cursor:
-            cursor.execute(f"LOCK TABLE {OutboxMessage._meta.db_table} IN SHARE MODE")
+    with commits_marking_rows_sent_held(database_url):
         relay = system.relay()
         wait_until(lambda: Effect.objects.filter(event_id=event.id).exists(), what="the handler ran once")
-        relay.kill()
-    finally:
-        blocker.rollback()
-        blocker.close()
+        relay.kill()  # confirmed by the broker and handled, but never committed as sent
     assert OutboxMessage.objects.get(event_id=event.id).sent_at is None
 
     system.relay()
