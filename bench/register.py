@@ -46,13 +46,15 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import psycopg2  # noqa: E402
+
+from bench.runtime import cpu_model, interrupted, ram_gib, say, with_dbname  # noqa: E402
 
 SETTINGS = "config.settings"
 CAPACITY = 1_000_000
@@ -61,31 +63,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 CONTENTION: list[str] = []  # other test processes seen at the checkpoints of this run
 
 
-def say(text: str = "") -> None:
-    print(text, flush=True)
-
-
 # ---------------------------------------------------------------------------------------------- machine
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def ram_gib() -> str:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-    except OSError:
-        pass
-    return "unknown"
 
 
 def postgres_info(server_dsn: str) -> tuple[str, str]:
@@ -245,11 +223,6 @@ def bench_db_name() -> str:
 
 
 # ---------------------------------------------------------------------------------------------- database
-
-
-def with_dbname(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
 
 
 @contextlib.contextmanager
@@ -1036,10 +1009,6 @@ def summary(
             f"{sql['service_cpu_ms']:.2f} ms of CPU, the whole view {sql['view_cpu_ms']:.2f} ms."
         )
     say()
-
-
-def interrupted(*_: Any) -> None:
-    raise KeyboardInterrupt("SIGTERM")  # unwinds through every finally: gunicorn, database
 
 
 def main() -> int:

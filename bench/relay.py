@@ -41,7 +41,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -53,6 +53,7 @@ import psycopg2  # noqa: E402
 from kombu import Connection  # noqa: E402
 from pamqp import commands as spec  # noqa: E402
 
+from bench.runtime import cpu_model, interrupted, ram_gib, say, with_dbname  # noqa: E402
 from tests.broker import rabbitmqctl, throwaway_vhost  # noqa: E402
 
 RAW_EXCHANGE = "bench.raw"
@@ -65,31 +66,7 @@ RATIO_TARGET = 0.50
 CONTENTION: list[str] = []  # other test processes seen at the checkpoints of this run
 
 
-def say(text: str = "") -> None:
-    print(text, flush=True)
-
-
 # ---------------------------------------------------------------------------------------------- machine
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def ram_gib() -> str:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-    except OSError:
-        pass
-    return "unknown"
 
 
 def rabbitmq_version(broker_url: str) -> str:
@@ -157,11 +134,6 @@ def machine(broker_url: str, server_dsn: str) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------------------------- database
-
-
-def with_dbname(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
 
 
 @contextlib.contextmanager
@@ -1017,10 +989,6 @@ def summary(info: dict[str, str], a: dict[str, Any], b: dict[str, Any], lat: dic
     for label, value in rows:
         say(f"| {label} | {value} |")
     say()
-
-
-def interrupted(*_: Any) -> None:
-    raise KeyboardInterrupt("SIGTERM")  # unwinds through every finally: subprocesses, database, vhost
 
 
 @contextlib.contextmanager
