@@ -443,31 +443,62 @@ def truncate_tables() -> None:
 
 
 def drain(broker_url: str, batch_size: int, profile: cProfile.Profile | None = None) -> tuple[float, int]:
-    """Time Relay.relay_batch() in a loop until nothing is left; returns (seconds, rows)."""
-    from django.db import connection
+    """Time Relay.relay_batch() in a loop until nothing is left; returns (seconds, rows).
+
+    As `manage.py outbox_relay` does, MICE_RELAY_CONCURRENCY loops run in threads of one process.
+    """
+    import threading
+
+    from django.conf import settings
+    from django.db import connection, connections
 
     from mice.relay import Relay, RelayConfig
 
-    relay = Relay(broker_url=broker_url, config=RelayConfig(batch_size=batch_size), origin="bench-relay")
-    relay.publisher.connect()
+    threads_n = settings.MICE_RELAY_CONCURRENCY
+    relays = [
+        Relay(broker_url=broker_url, config=RelayConfig(batch_size=batch_size), origin=f"bench-relay/{i}")
+        for i in range(threads_n)
+    ]
+    for relay in relays:
+        relay.publisher.connect()
     connection.ensure_connection()
-    rows = 0
+    counts = [0] * threads_n
+
+    def loop(i: int) -> None:
+        try:
+            while True:
+                got = relays[i].relay_batch()
+                if not got:
+                    break
+                counts[i] += got
+        finally:
+            if i:
+                connections.close_all()
+
     try:
         if profile is not None:
             profile.enable()
         started = time.perf_counter()
-        while True:
-            got = relay.relay_batch()
-            if not got:
-                break
-            rows += got
+        workers = [threading.Thread(target=loop, args=(i,)) for i in range(1, threads_n)]
+        for w in workers:
+            w.start()
+        loop(0)
+        for w in workers:
+            w.join()
         elapsed = time.perf_counter() - started
         if profile is not None:
             profile.disable()
     finally:
-        relay.publisher.close()
-        relay.wakeup.close()
-    return elapsed, rows
+        for relay in relays:
+            relay.publisher.close()
+            relay.wakeup.close()
+    return elapsed, sum(counts)
+
+
+def relay_loops() -> int:
+    from django.conf import settings
+
+    return int(settings.MICE_RELAY_CONCURRENCY)
 
 
 def declare_topology(broker_url: str) -> None:
@@ -531,7 +562,8 @@ def throughput(broker_url: str, args: argparse.Namespace) -> tuple[dict[str, Any
     )
     say(
         f"(b) the relay draining a backlog of {args.backlog:,} outbox rows (probe.slept, one subscriber, no worker): "
-        f"in-process Relay(batch_size={args.batch_size}).relay_batch() until it returns 0"
+        f"in-process Relay(batch_size={args.batch_size}).relay_batch() until it returns 0, "
+        "in MICE_RELAY_CONCURRENCY threads as manage.py outbox_relay runs it"
     )
     declare_topology(broker_url)
     rates: dict[str, list[float]] = {"aiormq": [], "py-amqp": [], "relay publisher": [], "relay drain": []}
@@ -942,7 +974,8 @@ def summary(info: dict[str, str], a: dict[str, Any], b: dict[str, Any], lat: dic
             f"{a['one_aiormq']:,.0f} / {a['one_kombu']:,.0f} msg/s",
         ),
         (
-            f"(b) relay draining a {b['backlog']:,}-row outbox backlog (batch {b['batch_size']}), in-process",
+            f"(b) relay draining a {b['backlog']:,}-row outbox backlog (batch {b['batch_size']}, "
+            f"{relay_loops()} loops), in-process",
             f"{b['b']:,.0f} msg/s (queue depth == N after each run: {'yes' if b['depth_ok'] else 'NO'})",
         ),
         (

@@ -14,6 +14,7 @@ import os
 import select
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -254,9 +255,8 @@ class Relay:
         self.stopping = True
         self.wakeup.interrupt()
 
-    def run_forever(self, *, until: Callable[[], bool] | None = None) -> None:
-        signal.signal(signal.SIGTERM, self.stop)
-        signal.signal(signal.SIGINT, self.stop)
+    def run(self, *, until: Callable[[], bool] | None = None) -> None:
+        """The relay loop, until stop() (or `until`); survives the broker and the database going away."""
         log.info("relay started", extra={"mice": {"origin": self.origin, "batch_size": self.config.batch_size}})
         failures = 0
         while not self.stopping and not (until and until()):
@@ -388,6 +388,43 @@ class Relay:
         purged = outbox_purge(retention=self.config.retention, inbox_retention=self.config.inbox_retention)
         if any(purged.values()):
             log.info("purged", extra={"mice": purged})
+
+
+def run_relays(*, broker_url: str, config: RelayConfig, concurrency: int) -> None:
+    """Run `concurrency` relay loops in this process until SIGTERM or SIGINT.
+
+    Each loop has its own database and broker connections and claims its own batches (SKIP LOCKED),
+    exactly as separate relay processes would; in threads, one loop publishes while another waits
+    on PostgreSQL or on confirms. Two loops drained a backlog about 25% faster than one
+    (bench/relay.py).
+    """
+    relays = [
+        Relay(broker_url=broker_url, config=config, origin=f"relay@{socket.gethostname()}:{os.getpid()}/{i}")
+        for i in range(concurrency)
+    ]
+
+    def stop(*_: Any) -> None:
+        for relay in relays:
+            relay.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    def run_in_thread(relay: Relay) -> None:
+        try:
+            relay.run()
+        finally:
+            connections.close_all()  # this thread's own connections
+
+    threads = [threading.Thread(target=run_in_thread, args=(relay,), name=relay.origin) for relay in relays[1:]]
+    for thread in threads:
+        thread.start()
+    try:
+        relays[0].run()
+    finally:
+        stop()
+        for thread in threads:
+            thread.join()
 
 
 def outbox_purge(*, retention: dt.timedelta, inbox_retention: dt.timedelta, chunk: int = 5000) -> dict[str, int]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from mice.relay import Relay, RelayConfig
+from mice.relay import RelayConfig, run_relays
 
 
 class Command(BaseCommand):
@@ -16,6 +16,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--batch-size", type=int, default=None, help="rows claimed per batch")
         parser.add_argument("--poll-interval", type=float, default=None, help="seconds between polls when idle")
+        parser.add_argument(
+            "--concurrency", type=int, default=None, help="relay loops in this process (default MICE_RELAY_CONCURRENCY)"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         config = RelayConfig.from_settings()
@@ -23,4 +26,7 @@ class Command(BaseCommand):
             config.batch_size = options["batch_size"]
         if options["poll_interval"]:
             config.poll_interval = options["poll_interval"]
-        Relay(broker_url=settings.CELERY_BROKER_URL, config=config).run_forever()
+        concurrency = options["concurrency"] or settings.MICE_RELAY_CONCURRENCY
+        if concurrency < 1:
+            raise CommandError("--concurrency must be at least 1")
+        run_relays(broker_url=settings.CELERY_BROKER_URL, config=config, concurrency=concurrency)
