@@ -398,6 +398,10 @@ def run_relays(*, broker_url: str, config: RelayConfig, concurrency: int) -> Non
     on PostgreSQL or on confirms. Two loops drained a backlog about 25% faster than one
     (bench/relay.py).
     """
+    connection = connections[router.db_for_write(OutboxMessage)]
+    if concurrency > 1 and not connection.features.has_select_for_update_skip_locked:
+        log.warning(f"{connection.vendor} cannot SKIP LOCKED: running one relay loop, not {concurrency}")
+        concurrency = 1
     relays = [
         Relay(broker_url=broker_url, config=config, origin=f"relay@{socket.gethostname()}:{os.getpid()}/{i}")
         for i in range(concurrency)
