@@ -2,7 +2,6 @@
 
 from decimal import Decimal
 
-from analytics.models import EventFigures
 from analytics.services import figures_add
 from mice.consumers import subscribe
 from mice.events import Event
@@ -25,7 +24,4 @@ def count_cancellation(event: Event) -> None:
 
 @subscribe("payment.succeeded")
 def count_revenue(event: Event) -> None:
-    figures_add(event=event.data["event"], revenue=Decimal(event.data["amount"]))
-    EventFigures.objects.filter(event_slug=event.data["event"]["slug"], currency="").update(
-        currency=event.data["currency"]
-    )
+    figures_add(event=event.data["event"], currency=event.data["currency"], revenue=Decimal(event.data["amount"]))

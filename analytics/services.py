@@ -10,8 +10,11 @@ from django.db.models import F
 from analytics.models import EventFigures
 
 
-def figures_add(*, event: dict[str, Any], **deltas: int | Decimal) -> None:
+def figures_add(*, event: dict[str, Any], currency: str = "", **deltas: int | Decimal) -> None:
     figures, _ = EventFigures.objects.get_or_create(
         event_slug=event["slug"], defaults={"event_name": event.get("name", "")}
     )
-    EventFigures.objects.filter(pk=figures.pk).update(**{field: F(field) + delta for field, delta in deltas.items()})
+    changes: dict[str, Any] = {field: F(field) + delta for field, delta in deltas.items()}
+    if currency and not figures.currency:
+        changes["currency"] = currency
+    EventFigures.objects.filter(pk=figures.pk).update(**changes)

@@ -159,7 +159,16 @@ class HandlerTask(Task):
             if sub.retry.is_transient(exc) and attempt < sub.retry.attempts:
                 delay_ms = sub.retry.delay_ms(attempt)
                 self._record_failure(event, context, exc, "retrying")
-                self._publish_retry(envelope, attempt + 1, delay_ms)
+                try:
+                    self._publish_retry(envelope, attempt + 1, delay_ms)
+                except Exception as publish_error:  # noqa: BLE001 - re-raised as a requeue
+                    # Not parked for later, so not to be acknowledged: the broker keeps the message and
+                    # redelivers it (its delivery limit still bounds this).
+                    log.error(
+                        "could not park the message for retry, giving it back",
+                        extra={"mice": {**context, "outcome": "requeued", "error": repr(publish_error)}},
+                    )
+                    raise Reject(f"retry publish failed: {publish_error!r}", requeue=True) from exc
                 log.warning(
                     "handler failed, retrying",
                     extra={"mice": {**context, "outcome": "retrying", "delay_ms": delay_ms, "error": repr(exc)}},
@@ -196,13 +205,20 @@ class HandlerTask(Task):
         return "ok"
 
     def _publish_retry(self, envelope: dict[str, Any], next_attempt: int, delay_ms: int) -> None:
-        """Park the message in the TTL'd retry queue; RabbitMQ dead-letters it back when the delay is over."""
-        options: dict[str, Any] = {"retries": next_attempt - 1}
+        """Park the message in the TTL'd retry queue; RabbitMQ dead-letters it back when the delay is over.
+
+        Published with a confirm (broker_transport_options), declaring the retry queue first so that the
+        message cannot be confirmed and then dropped as unroutable.
+        """
+        from mice.topology import retry_queue  # the topology is built from the subscriptions defined here
+
+        queue = retry_queue(self.subscription, delay_ms)
+        options: dict[str, Any] = {"retries": next_attempt - 1, "declare": [queue]}
         self.apply_async(
             args=(envelope,),
             task_id=self.request.id,
-            exchange="mice.retry",
-            routing_key=retry_queue_name(self.subscription.queue, delay_ms),
+            exchange=queue.exchange.name,
+            routing_key=queue.routing_key,
             headers={ATTEMPT_HEADER: str(next_attempt)},
             **options,
         )

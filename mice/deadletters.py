@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import uuid
@@ -35,49 +36,48 @@ def _plain(value: Any) -> Any:
 
 
 def dead_letter_record(*, body: bytes | str, headers: Mapping[str, Any], routing_key: str) -> DeadLetter:
-    """Store one dead-lettered message; recording the same message twice returns the first row."""
+    """Store one dead-lettered message; recording the same message twice returns the first row.
+
+    Whatever the message holds (a body that is not a task, odd headers), it is stored: the recorder
+    must never stall its queue on one message it cannot read.
+    """
     headers = _plain(dict(headers or {}))
     raw = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-    x_death: list[dict[str, Any]] = headers.get("x-death") or []
+    x_death = [d for d in headers.get("x-death") or [] if isinstance(d, dict)]
     # x-death is sorted most recent first: a retried message first "expired" in a retry queue and
     # then was "rejected" by its work queue, which is the death that counts.
     last_death = x_death[0] if x_death else {}
     queue = str(last_death.get("queue") or headers.get("x-last-death-queue") or "")
     reason = str(last_death.get("reason") or headers.get("x-last-death-reason") or "")
     routing_keys = last_death.get("routing-keys") or [routing_key]
-    try:
-        parsed: Any = json.loads(raw)
-    except ValueError:
-        parsed = None
-    envelope = parsed[0][0] if isinstance(parsed, list) and parsed and parsed[0] else None
-    envelope = envelope if isinstance(envelope, dict) else None
-    event_id = str(headers.get("mice_event_id") or (envelope or {}).get("id") or "")
+    parsed, envelope = _task_body(raw)
+    event_id = str(envelope.get("id") or "")
     handler = str(headers.get("task") or queue)
     task_id = str(headers.get("id") or "")
     key = f"{task_id or uuid.uuid5(uuid.NAMESPACE_OID, raw)}:{queue}:{reason}"
-    failure = _last_failure(event_id, handler)
-    if failure is not None:
-        exception_type, exception_message, tb = failure.exception_type, failure.exception_message, failure.traceback
-    elif reason == "delivery_limit":
+    failure = None if reason == "delivery_limit" else _last_failure(event_id, handler)
+    if reason == "delivery_limit":
         exception_type = "WorkerLost"
         exception_message = (
             f"the worker running {handler} died {last_death.get('count', '?')} time(s) in a row on this message "
             f"(delivery limit reached)"
         )
         tb = ""
+    elif failure is not None:
+        exception_type, exception_message, tb = failure.exception_type, failure.exception_message, failure.traceback
     else:
         exception_type, exception_message, tb = "", f"dead-lettered by RabbitMQ: {reason}", ""
     dead_letter, created = DeadLetter.objects.get_or_create(
         key=key[:200],
         defaults={
             "event_id": _uuid_or_none(event_id),
-            "event_type": str(headers.get("mice_event_type") or (envelope or {}).get("type") or ""),
-            "correlation_id": str(headers.get("mice_correlation_id") or (envelope or {}).get("correlationid") or ""),
-            "handler": handler,
-            "queue": queue,
-            "routing_key": str(routing_keys[0] if routing_keys else routing_key),
-            "reason": reason,
-            "attempts": int(headers.get("mice_attempt") or 1),
+            "event_type": str(envelope.get("type") or "")[:200],
+            "correlation_id": str(envelope.get("correlationid") or "")[:64],
+            "handler": handler[:200],
+            "queue": queue[:200],
+            "routing_key": str(routing_keys[0] if routing_keys else routing_key)[:200],
+            "reason": reason[:40],
+            "attempts": _attempts(headers),
             "exception_type": exception_type,
             "exception_message": exception_message,
             "traceback": tb,
@@ -101,6 +101,43 @@ def dead_letter_record(*, body: bytes | str, headers: Mapping[str, Any], routing
         },
     )
     return dead_letter
+
+
+def dead_letter_record_raw(*, body: bytes | str, error: str) -> DeadLetter:
+    """The fallback when a message cannot be stored as it is (e.g. a NUL byte PostgreSQL refuses in JSON):
+    keep its text, escaped, and why; it cannot be replayed, but it is not lost and does not stall the queue."""
+    raw = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    digest = hashlib.sha256(raw.encode("utf-8", "replace")).hexdigest()
+    dead_letter, _ = DeadLetter.objects.get_or_create(
+        key=f"raw:{digest}",
+        defaults={
+            "raw_body": raw.replace("\x00", "\\u0000"),
+            "exception_type": "UnrecordableMessage",
+            "exception_message": error[:10_000],
+        },
+    )
+    log.error("dead letter stored raw", extra={"mice": {"dead_letter_id": dead_letter.pk, "error": error}})
+    return dead_letter
+
+
+def _task_body(raw: str) -> tuple[Any, dict[str, Any]]:
+    """(the parsed body or None, the envelope or {}) of a Celery protocol-2 body `[[envelope], {}, {...}]`."""
+    try:
+        parsed: Any = json.loads(raw)
+    except ValueError:
+        return None, {}
+    try:
+        envelope = parsed[0][0]
+    except (IndexError, KeyError, TypeError):
+        return parsed, {}
+    return parsed, envelope if isinstance(envelope, dict) else {}
+
+
+def _attempts(headers: Mapping[str, Any]) -> int:
+    try:
+        return max(1, int(headers.get("mice_attempt") or 1))
+    except (TypeError, ValueError):
+        return 1
 
 
 def _uuid_or_none(value: str) -> uuid.UUID | None:

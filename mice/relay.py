@@ -279,6 +279,10 @@ class Relay:
                 for conn in connections.all():
                     conn.close()  # Django reconnects on next use
                 self._back_off("database unavailable", exc, failures)
+            except Exception as exc:  # a bug must not silently end one loop of several
+                failures += 1
+                log.exception("relay loop failed")
+                self._back_off("relay loop failed", exc, failures)
         self.publisher.close()
         self.wakeup.close()
         log.info("relay stopped")

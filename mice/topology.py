@@ -47,23 +47,25 @@ def work_queue(sub: Subscription) -> Queue:
     )
 
 
+def retry_queue(sub: Subscription, delay_ms: int) -> Queue:
+    name = retry_queue_name(sub.queue, delay_ms)
+    return Queue(
+        name,
+        RETRY,
+        routing_key=name,
+        durable=True,
+        queue_arguments={
+            "x-queue-type": "quorum",
+            "x-message-ttl": delay_ms,
+            "x-dead-letter-exchange": EVENTS.name,
+            "x-dead-letter-routing-key": sub.queue,
+            **SAFE_DEAD_LETTERING,
+        },
+    )
+
+
 def retry_queues(sub: Subscription) -> list[Queue]:
-    return [
-        Queue(
-            retry_queue_name(sub.queue, delay_ms),
-            RETRY,
-            routing_key=retry_queue_name(sub.queue, delay_ms),
-            durable=True,
-            queue_arguments={
-                "x-queue-type": "quorum",
-                "x-message-ttl": delay_ms,
-                "x-dead-letter-exchange": EVENTS.name,
-                "x-dead-letter-routing-key": sub.queue,
-                **SAFE_DEAD_LETTERING,
-            },
-        )
-        for delay_ms in sub.retry.delays_ms()
-    ]
+    return [retry_queue(sub, delay_ms) for delay_ms in sub.retry.delays_ms()]
 
 
 def work_queues() -> list[Queue]:

@@ -56,6 +56,6 @@ def idempotent_call(
 
 
 def idempotency_purge() -> int:
-    """Delete records past their TTL (run from the relay's purge, or cron)."""
+    """Delete records past their TTL (`python manage.py purge_idempotency_keys`, e.g. hourly from cron)."""
     cutoff = timezone.now() - dt.timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
     return int(IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()[0])

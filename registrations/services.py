@@ -95,7 +95,10 @@ def registration_create(
 def registration_confirm(*, registration_id: uuid.UUID | str) -> Registration:
     """Confirm a pending registration. A late or duplicate confirmation never revives a cancelled one."""
     with transaction.atomic():
-        registration = Registration.objects.select_for_update().select_related("event").get(id=registration_id)
+        # of=("self",): lock the registration only, not the event row joined for the payload.
+        registration = (
+            Registration.objects.select_for_update(of=("self",)).select_related("event").get(id=registration_id)
+        )
         if registration.status != Registration.Status.PENDING:
             log.info(
                 "confirmation ignored",
@@ -112,9 +115,12 @@ def registration_cancel(*, registration_id: uuid.UUID | str, reason: str) -> Reg
     """Cancel a registration and give its seat back; cancelling a cancelled registration changes nothing."""
     with transaction.atomic():
         event_id = Registration.objects.values_list("event_id", flat=True).get(id=registration_id)
-        # Lock order everywhere: the event, then the registration.
-        Event.objects.select_for_update().get(pk=event_id)
-        registration = Registration.objects.select_for_update().select_related("event").get(id=registration_id)
+        # Lock order everywhere: the event, then the registration. NO KEY: new registrations referencing
+        # the event (a FOR KEY SHARE lock each) need not wait for this.
+        Event.objects.select_for_update(no_key=True).get(pk=event_id)
+        registration = (
+            Registration.objects.select_for_update(of=("self",)).select_related("event").get(id=registration_id)
+        )
         if registration.status == Registration.Status.CANCELLED:
             return registration
         was_confirmed = registration.status == Registration.Status.CONFIRMED

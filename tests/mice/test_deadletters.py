@@ -27,12 +27,13 @@ def dead_message(handler="tests.probe.always_fails", exception="ValueError", rea
         traceback=f'Traceback (most recent call last):\n  File "handlers.py"\n{exception}: boom',
     )
     body = json.dumps([[event.to_dict()], {}, {"callbacks": None}]).encode()
+    # As production sends them: the relay's headers (wire.task_message), the attempt a retry carries,
+    # and RabbitMQ's x-death.
     headers = {
+        "lang": "py",
         "task": handler,
-        "id": str(uuid.uuid4()),
+        "id": f"{event.id}.{uuid.uuid4().int % 10**6}",
         "mice_attempt": "3",
-        "mice_event_id": event.id,
-        "mice_event_type": event.type,
         "x-death": [
             {"queue": handler, "reason": reason, "count": 1, "routing-keys": [handler], "exchange": "mice.events"}
         ],
@@ -60,6 +61,13 @@ def test_recording_the_same_message_twice_keeps_one_row_with_its_exception():
     )
     assert first.exception_type == "builtins.ValueError" and "boom" in first.traceback
     assert str(first.event_id) == event.id
+
+
+@pytest.mark.parametrize("body", [b"[5]", b"[{}]", b"{}", b"[[null], {}, {}]", b"\xff not json"])
+def test_a_message_that_is_not_a_task_is_recorded_all_the_same(body):
+    dead = dead_letter_record(body=body, headers={"mice_attempt": "many", "x-death": "garbage"}, routing_key="q")
+
+    assert dead.pk and dead.attempts == 1 and dead.event_id is None
 
 
 def test_an_unreadable_body_is_still_recorded_and_cannot_be_replayed():

@@ -10,11 +10,11 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
-from django.db import DatabaseError, connections
+from django.db import InterfaceError, OperationalError, connections
 from kombu import Connection, Consumer, Message
 from kombu.mixins import ConsumerMixin
 
-from mice.deadletters import dead_letter_record
+from mice.deadletters import dead_letter_record, dead_letter_record_raw
 from mice.topology import DEAD_LETTERS, maybe_declare_all
 
 log = logging.getLogger("mice.deadletters")
@@ -38,8 +38,8 @@ class DeadLetterRecorder(ConsumerMixin):
                 headers=message.headers,
                 routing_key=message.delivery_info.get("routing_key", ""),
             )
-        except DatabaseError as exc:
-            # Not recorded, so not acknowledged: give it back and wait for the database.
+        except (OperationalError, InterfaceError) as exc:
+            # The database is away: not recorded, so not acknowledged. Give it back and wait.
             self._db_failures += 1
             delay = min(30.0, 0.5 * 2 ** min(self._db_failures, 6))
             log.warning(
@@ -50,6 +50,8 @@ class DeadLetterRecorder(ConsumerMixin):
             message.requeue()
             time.sleep(delay)
             return
+        except Exception as exc:  # noqa: BLE001 - anything else about this one message: store it raw, go on
+            dead_letter_record_raw(body=message.body or b"", error=repr(exc))
         self._db_failures = 0
         message.ack()
 
