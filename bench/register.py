@@ -41,7 +41,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -54,7 +54,7 @@ if str(ROOT) not in sys.path:
 
 import psycopg2  # noqa: E402
 
-from bench.runtime import cpu_model, interrupted, ram_gib, say, with_dbname  # noqa: E402
+from bench.runtime import bench_database, cpu_model, interrupted, ram_gib, say  # noqa: E402
 
 SETTINGS = "config.settings"
 CAPACITY = 1_000_000
@@ -223,34 +223,6 @@ def bench_db_name() -> str:
 
 
 # ---------------------------------------------------------------------------------------------- database
-
-
-@contextlib.contextmanager
-def bench_database(server_url: str) -> Iterator[str]:
-    """CREATE DATABASE mice_bench_reg_<pid>; terminate its connections and DROP it afterwards, whatever happened."""
-    name = f"mice_bench_reg_{os.getpid()}"
-    admin = psycopg2.connect(server_url)
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cursor:
-            cursor.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield with_dbname(server_url, name)
-        finally:
-            with contextlib.suppress(Exception):
-                from django.db import connections
-
-                connections.close_all()
-            with admin.cursor() as cursor:
-                cursor.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE datname = %s AND pid <> pg_backend_pid()",
-                    [name],
-                )
-                cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            say(f"dropped database {name}")
-    finally:
-        admin.close()
 
 
 def django_env(database_url: str) -> dict[str, str]:
@@ -1019,7 +991,7 @@ def main() -> int:
     log_dir = Path(tempfile.mkdtemp(prefix="mice-bench-reg-"))
     keep_logs = args.keep_logs
     try:
-        with bench_database(args.pg_url) as database_url:
+        with bench_database(args.pg_url, prefix="mice_bench_reg") as database_url:
             info = machine(args.pg_url)
             say("== machine ==")
             for key, value in info.items():

@@ -53,7 +53,7 @@ import psycopg2  # noqa: E402
 from kombu import Connection  # noqa: E402
 from pamqp import commands as spec  # noqa: E402
 
-from bench.runtime import cpu_model, interrupted, ram_gib, say, with_dbname  # noqa: E402
+from bench.runtime import bench_database, cpu_model, interrupted, ram_gib, say  # noqa: E402
 from tests.broker import rabbitmqctl, throwaway_vhost  # noqa: E402
 
 RAW_EXCHANGE = "bench.raw"
@@ -134,29 +134,6 @@ def machine(broker_url: str, server_dsn: str) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------------------------- database
-
-
-@contextlib.contextmanager
-def bench_database(server_url: str) -> Iterator[str]:
-    """CREATE DATABASE mice_bench_<pid>; DROP ... WITH (FORCE) afterwards, whatever happened."""
-    name = f"mice_bench_{os.getpid()}"
-    admin = psycopg2.connect(server_url)
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cursor:
-            cursor.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield with_dbname(server_url, name)
-        finally:
-            with contextlib.suppress(Exception):
-                from django.db import connections
-
-                connections.close_all()
-            with admin.cursor() as cursor:
-                cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            say(f"dropped database {name}")
-    finally:
-        admin.close()
 
 
 def migrate(database_url: str, broker_url: str) -> float:
@@ -1060,7 +1037,7 @@ def main() -> int:
     log_dir = Path(tempfile.mkdtemp(prefix="mice-bench-"))
     keep_logs = args.keep_logs
     try:
-        with bench_vhost() as broker_url, bench_database(args.pg_url) as database_url:
+        with bench_vhost() as broker_url, bench_database(args.pg_url, prefix="mice_bench") as database_url:
             info = machine(broker_url, args.pg_url)
             say("== machine ==")
             for key, value in info.items():
