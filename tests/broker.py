@@ -9,7 +9,6 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 from kombu import Connection
 
@@ -36,12 +35,11 @@ def throwaway_vhost(host: str = "127.0.0.1", port: int = 5672) -> Iterator[str]:
 
 def queue_depth(broker_url: str, queue: str) -> int | None:
     """Ready messages in a queue (None if it does not exist), read passively."""
+    from mice.topology import queue_state
+
     with Connection(broker_url, connect_timeout=5) as connection:
-        channel: Any = connection.channel()
-        try:
-            return int(channel.queue_declare(queue=queue, passive=True).message_count)
-        except Exception:  # noqa: BLE001 - NOT_FOUND
-            return None
+        state = queue_state(connection, queue)
+    return None if state is None else state[0]
 
 
 def broker_answers(host: str = "127.0.0.1", port: int = 5672) -> bool:
