@@ -269,7 +269,7 @@ def aiormq_one_by_one(broker_url: str, body: bytes, n: int) -> tuple[float, int]
 
 
 def pyamqp_pipelined(broker_url: str, body: bytes, n: int, window: int) -> tuple[float, int]:
-    """py-amqp alone, the way mice.relay.ConfirmingPublisher works, with O(1) settling of acks."""
+    """py-amqp alone, the way mice.publisher.ConfirmingPublisher works, with O(1) settling of acks."""
     conn = amqp.Connection(**amqp_params(broker_url), heartbeat=0)
     conn.connect()
     try:
@@ -337,12 +337,13 @@ def kombu_one_by_one(broker_url: str, body: bytes, n: int) -> tuple[float, int]:
 
 
 def relay_publisher_only(broker_url: str, n: int, batch: int) -> tuple[float, int, int]:
-    """mice.relay.ConfirmingPublisher with prebuilt task messages, in relay-sized batches: no database.
+    """mice.publisher.ConfirmingPublisher with prebuilt task messages, in relay-sized batches: no database.
 
     Returns (seconds, failed, message bytes). Shows how much of (b) is the publisher and how much the rest.
     """
     from mice.events import Event, get_event_type
-    from mice.relay import ConfirmingPublisher
+    from mice.publisher import ConfirmingPublisher
+    from mice.topology import EVENTS, maybe_declare_all
     from mice.wire import task_message
 
     etype = get_event_type("probe.slept")
@@ -357,7 +358,7 @@ def relay_publisher_only(broker_url: str, n: int, batch: int) -> tuple[float, in
         )
         messages.append(((i + 1, RELAYPUB_QUEUE), RELAYPUB_QUEUE, msg))
     size = len(messages[0][2].body)
-    publisher = ConfirmingPublisher(broker_url)
+    publisher = ConfirmingPublisher(broker_url, exchange=EVENTS.name, declare=maybe_declare_all)
     publisher.connect()
     fresh_raw_queue(broker_url, RELAYPUB_QUEUE, exchange="mice.events")
     failed = 0

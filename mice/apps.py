@@ -23,8 +23,8 @@ class MiceConfig(AppConfig):
 
 def check_subscriptions(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Every handler subscribes to a declared, live event type; every live event type has a route."""
-    from mice.consumers import SUBSCRIPTIONS
     from mice.events import EVENT_TYPES
+    from mice.subscriptions import SUBSCRIPTIONS
 
     errors: list[checks.CheckMessage] = []
     for sub in SUBSCRIPTIONS.values():

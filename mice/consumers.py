@@ -7,7 +7,7 @@ record of each failed attempt, and one structured log line per run.
 
 from __future__ import annotations
 
-import dataclasses
+import datetime as dt
 import logging
 import time
 import traceback
@@ -17,19 +17,16 @@ from typing import Any
 
 from celery import Task, shared_task
 from celery.exceptions import Reject, Retry
-from django.db import (
-    DatabaseError,
-    InterfaceError,
-    OperationalError,
-    close_old_connections,
-    connections,
-    router,
-    transaction,
-)
+from django.db import DatabaseError, close_old_connections, connections, router, transaction
+from django.utils import timezone
 
 from mice.events import Event
 from mice.models import HandlerFailure, InboxEntry
-from mice.outbox import caused_by
+from mice.outbox import caused_by, purge_in_chunks
+from mice.subscriptions import DEFAULT_RETRY, SUBSCRIPTIONS, RetryPolicy, Subscription
+from mice.topology import retry_queue
+
+__all__ = ["HandlerTask", "RetryPolicy", "subscribe"]
 
 log = logging.getLogger("mice.handler")
 
@@ -37,64 +34,16 @@ log = logging.getLogger("mice.handler")
 # absent on a first delivery.
 ATTEMPT_HEADER = "mice_attempt"
 
-# Infrastructure trouble is transient for every handler: the database going away must not
-# dead-letter a perfectly good message.
-ALWAYS_TRANSIENT: tuple[type[BaseException], ...] = (OperationalError, InterfaceError)
 
-
-@dataclasses.dataclass(frozen=True)
-class RetryPolicy:
-    """Which exceptions are transient, how many attempts in all, and the backoff (seconds)."""
-
-    transient: tuple[type[BaseException], ...] = ()
-    attempts: int = 5
-    backoff: float = 1.0
-    cap: float = 300.0
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1 or self.backoff <= 0 or self.cap < self.backoff:
-            raise ValueError("RetryPolicy needs attempts >= 1 and 0 < backoff <= cap")
-
-    def is_transient(self, exc: BaseException) -> bool:
-        return isinstance(exc, self.transient + ALWAYS_TRANSIENT)
-
-    def delay_ms(self, failed_attempt: int) -> int:
-        """The delay before the attempt after `failed_attempt` (1-based): base * 2^(n-1), capped."""
-        return int(min(self.cap, self.backoff * 2 ** (failed_attempt - 1)) * 1000)
-
-    def delays_ms(self) -> list[int]:
-        """Every distinct delay this policy can ask for: one retry queue (one TTL) each."""
-        return sorted({self.delay_ms(n) for n in range(1, self.attempts)})
-
-
-@dataclasses.dataclass(frozen=True)
-class Subscription:
-    handler: str
-    event_type: str
-    func: Callable[[Event], None]
-    retry: RetryPolicy
-    delivery_limit: int
-
-    @property
-    def queue(self) -> str:
-        return self.handler
-
-
-SUBSCRIPTIONS: dict[str, Subscription] = {}
-
-
-def routes() -> dict[str, list[str]]:
-    """Event type -> the handlers subscribed to it: the relay's fan-out."""
-    table: dict[str, list[str]] = {}
-    for sub in SUBSCRIPTIONS.values():
-        table.setdefault(sub.event_type, []).append(sub.handler)
-    return table
+def inbox_purge(*, retention: dt.timedelta, chunk: int = 5000) -> int:
+    """Forget inbox entries older than the retention: a redelivery after that long is not expected."""
+    return purge_in_chunks(InboxEntry.objects.filter(processed_at__lt=timezone.now() - retention), chunk=chunk)
 
 
 def subscribe(
     event_type: str,
     *,
-    retry: RetryPolicy = RetryPolicy(),
+    retry: RetryPolicy = DEFAULT_RETRY,
     delivery_limit: int = 3,
     name: str | None = None,
 ) -> Callable[[Callable[[Event], None]], Callable[[Event], None]]:
@@ -123,10 +72,6 @@ def subscribe(
         return func
 
     return decorate
-
-
-def retry_queue_name(queue: str, delay_ms: int) -> str:
-    return f"{queue}.retry.{delay_ms}ms"
 
 
 class HandlerTask(Task):
@@ -210,8 +155,6 @@ class HandlerTask(Task):
         Published with a confirm (broker_transport_options), declaring the retry queue first so that the
         message cannot be confirmed and then dropped as unroutable.
         """
-        from mice.topology import retry_queue  # the topology is built from the subscriptions defined here
-
         queue = retry_queue(self.subscription, delay_ms)
         options: dict[str, Any] = {"retries": next_attempt - 1, "declare": [queue]}
         self.apply_async(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextvars
+import datetime as dt
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 from django.db import connections, router
+from django.utils import timezone
 
 from mice.events import Event, EventType, get_event_type
 from mice.models import OutboxMessage
@@ -72,3 +74,19 @@ def outbox_store(*, event: Event, handler: str = "") -> OutboxMessage:
         envelope=event.to_dict(),
         handler=handler,
     )
+
+
+def outbox_purge(*, retention: dt.timedelta, chunk: int = 5000) -> int:
+    """Delete sent outbox rows older than the retention, in chunks (the relay calls it now and then)."""
+    queryset = OutboxMessage.objects.filter(sent_at__lt=timezone.now() - retention)
+    return purge_in_chunks(queryset, chunk=chunk)
+
+
+def purge_in_chunks(queryset: Any, *, chunk: int = 5000) -> int:
+    """Delete what `queryset` selects, `chunk` rows per statement, so no purge holds long locks."""
+    purged = 0
+    while True:
+        ids = list(queryset.values_list("id", flat=True)[:chunk])
+        if not ids:
+            return purged
+        purged += queryset.model.objects.filter(id__in=ids).delete()[0]

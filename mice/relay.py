@@ -11,12 +11,11 @@ import dataclasses
 import datetime as dt
 import logging
 import os
-import select
 import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from amqp import Message
@@ -25,199 +24,17 @@ from django.db import DatabaseError, connections, router, transaction
 from django.db.models import TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
-from kombu import Connection
 
-from mice.consumers import routes
-from mice.models import InboxEntry, OutboxMessage
+from mice.consumers import inbox_purge
+from mice.models import OutboxMessage
+from mice.outbox import outbox_purge
+from mice.publisher import BrokerUnavailable, ConfirmingPublisher
+from mice.subscriptions import routes
 from mice.topology import EVENTS, maybe_declare_all
+from mice.wakeup import Wakeup
 from mice.wire import task_message
 
 log = logging.getLogger("mice.relay")
-
-NOTIFY_CHANNEL = "mice_outbox"
-
-
-class BrokerUnavailable(RuntimeError):
-    """The broker could not be reached or stopped answering; the batch is left pending."""
-
-
-@dataclasses.dataclass
-class PublishOutcome:
-    confirmed: set[Any]
-    failed: dict[Any, str]
-
-
-class ConfirmingPublisher:
-    """A py-amqp channel in confirm mode, publishing without waiting for each confirm.
-
-    Confirms (acks, nacks, returns) are collected as they arrive while a window of outstanding
-    messages is kept; kombu's confirm_publish would wait one round trip per message.
-    """
-
-    def __init__(self, url: str, *, confirm_timeout: float = 10.0, window: int = 1000) -> None:
-        self.url = url
-        self.confirm_timeout = confirm_timeout
-        self.window = window
-        self.connection: Connection | None = None
-        self._channel: Any = None
-        self._tag = 0
-        self._pending: dict[int, Any] = {}
-        self._by_message_id: dict[str, Any] = {}
-        self._outcome = PublishOutcome(set(), {})
-
-    def connect(self) -> list[Any]:
-        """Connect, declare the topology, open a confirm-mode channel. Returns topology mismatches."""
-        self.close()
-        connection = Connection(
-            self.url,
-            connect_timeout=5,
-            heartbeat=0,
-            transport_options={"read_timeout": 5, "write_timeout": 5},
-        )
-        try:
-            connection.connect()
-            mismatches = maybe_declare_all(connection)
-            channel: Any = connection.channel()
-            channel.confirm_select()
-        except Exception as exc:
-            connection.collect()
-            raise BrokerUnavailable(f"cannot connect to the broker: {exc!r}") from exc
-        channel.events["basic_ack"].add(self._on_ack)
-        channel.events["basic_nack"].add(self._on_nack)
-        channel.events["basic_return"].add(self._on_return)
-        self.connection, self._channel, self._tag = connection, channel, 0
-        return mismatches
-
-    @property
-    def connected(self) -> bool:
-        return self.connection is not None
-
-    def close(self) -> None:
-        if self.connection is not None:
-            try:
-                self.connection.close()
-            except Exception:  # noqa: BLE001 - a dead connection cannot be closed cleanly; drop it
-                self.connection.collect()
-        self.connection, self._channel = None, None
-
-    def publish(self, messages: Iterable[tuple[Any, str, Message]]) -> PublishOutcome:
-        """Publish (key, routing key, message) triples to mice.events; report which keys the broker confirmed."""
-        if self._channel is None:
-            raise BrokerUnavailable("not connected")
-        self._pending, self._by_message_id = {}, {}
-        self._outcome = PublishOutcome(set(), {})
-        try:
-            for key, routing_key, message in messages:
-                self._tag += 1
-                self._pending[self._tag] = key
-                self._by_message_id[message.properties["message_id"]] = key
-                self._channel.basic_publish(message, exchange=EVENTS.name, routing_key=routing_key, mandatory=True)
-                while len(self._pending) >= self.window:
-                    self._drain(time.monotonic() + self.confirm_timeout)
-            deadline = time.monotonic() + self.confirm_timeout
-            while self._pending:
-                self._drain(deadline)
-        except BrokerUnavailable:
-            self.close()
-            raise
-        except Exception as exc:
-            # A channel or connection error: py-amqp may reopen the channel without confirm mode,
-            # after which nothing is ever confirmed. Start over on a new connection.
-            self.close()
-            raise BrokerUnavailable(f"publishing failed: {exc!r}") from exc
-        return self._outcome
-
-    def _drain(self, deadline: float) -> None:
-        assert self.connection is not None
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise BrokerUnavailable(f"{len(self._pending)} publisher confirms did not arrive in time")
-        try:
-            self.connection.drain_events(timeout=min(remaining, 1.0))
-        except TimeoutError:
-            return
-
-    def _settle(self, delivery_tag: int, multiple: bool, failure: str | None) -> None:
-        tags = [t for t in self._pending if t <= delivery_tag] if multiple else [delivery_tag]
-        for tag in tags:
-            key = self._pending.pop(tag, None)
-            if key is None:
-                continue
-            if failure is None and key not in self._outcome.failed:
-                self._outcome.confirmed.add(key)
-            else:
-                self._outcome.failed.setdefault(key, failure or "failed")
-
-    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
-        self._settle(delivery_tag, multiple, None)
-
-    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
-        self._settle(delivery_tag, multiple, "nacked by the broker")
-
-    def _on_return(self, exc: Exception, exchange: str, routing_key: str, message: Message) -> None:
-        # A returned message is acked afterwards all the same; it has no delivery tag, so it is
-        # matched by message id and counted as not delivered.
-        key = self._by_message_id.get(message.properties.get("message_id", ""))
-        if key is not None:
-            self._outcome.failed[key] = f"unroutable: {exc} (exchange {exchange!r}, routing key {routing_key!r})"
-            self._outcome.confirmed.discard(key)
-
-
-class Wakeup:
-    """Blocks until a transaction commits an outbox row (LISTEN/NOTIFY on PostgreSQL) or the poll interval ends."""
-
-    def __init__(self, poll_interval: float) -> None:
-        self.poll_interval = poll_interval
-        self._pg: Any = None
-        self._read_fd, self._write_fd = os.pipe()
-        os.set_blocking(self._write_fd, False)
-
-    def interrupt(self) -> None:
-        try:
-            os.write(self._write_fd, b"x")
-        except BlockingIOError:
-            pass
-
-    def _listen(self) -> Any:
-        connection = connections[router.db_for_write(OutboxMessage)]
-        if connection.vendor != "postgresql":
-            return None
-        if self._pg is None or self._pg.closed:
-            import psycopg2
-
-            params = connection.get_connection_params()
-            self._pg = psycopg2.connect(**params)
-            self._pg.set_session(autocommit=True)
-            with self._pg.cursor() as cursor:
-                cursor.execute(f"LISTEN {NOTIFY_CHANNEL}")
-        return self._pg
-
-    def wait(self) -> None:
-        fds = [self._read_fd]
-        try:
-            pg = self._listen()
-        except Exception as exc:  # noqa: BLE001 - without notifications the relay still polls
-            log.warning("LISTEN unavailable, polling", extra={"mice": {"error": repr(exc)}})
-            pg = self._pg = None
-        if pg is not None:
-            fds.append(pg.fileno())
-        ready, _, _ = select.select(fds, [], [], self.poll_interval)
-        if self._read_fd in ready:
-            os.read(self._read_fd, 1024)
-        if pg is not None and ready:
-            try:
-                pg.poll()
-                pg.notifies.clear()
-            except Exception:  # noqa: BLE001 - a broken LISTEN connection is reopened on the next wait
-                self.close()
-
-    def close(self) -> None:
-        if self._pg is not None:
-            try:
-                self._pg.close()
-            except Exception:  # noqa: BLE001
-                pass
-            self._pg = None
 
 
 @dataclasses.dataclass
@@ -244,7 +61,9 @@ class RelayConfig:
 class Relay:
     def __init__(self, *, broker_url: str, config: RelayConfig, origin: str | None = None) -> None:
         self.config = config
-        self.publisher = ConfirmingPublisher(broker_url, confirm_timeout=config.confirm_timeout)
+        self.publisher = ConfirmingPublisher(
+            broker_url, exchange=EVENTS.name, declare=maybe_declare_all, confirm_timeout=config.confirm_timeout
+        )
         self.wakeup = Wakeup(config.poll_interval)
         self.origin = origin or f"relay@{socket.gethostname()}:{os.getpid()}"
         self.routes = routes()
@@ -389,7 +208,10 @@ class Relay:
         if time.monotonic() - self._last_purge < self.config.purge_every:
             return
         self._last_purge = time.monotonic()
-        purged = outbox_purge(retention=self.config.retention, inbox_retention=self.config.inbox_retention)
+        purged = {
+            "outbox": outbox_purge(retention=self.config.retention),
+            "inbox": inbox_purge(retention=self.config.inbox_retention),
+        }
         if any(purged.values()):
             log.info("purged", extra={"mice": purged})
 
@@ -433,19 +255,3 @@ def run_relays(*, broker_url: str, config: RelayConfig, concurrency: int) -> Non
         stop()
         for thread in threads:
             thread.join()
-
-
-def outbox_purge(*, retention: dt.timedelta, inbox_retention: dt.timedelta, chunk: int = 5000) -> dict[str, int]:
-    """Delete sent outbox rows and inbox entries older than their retention, in chunks."""
-    now = timezone.now()
-    purged = {"outbox": 0, "inbox": 0}
-    for label, queryset in (
-        ("outbox", OutboxMessage.objects.filter(sent_at__lt=now - retention)),
-        ("inbox", InboxEntry.objects.filter(processed_at__lt=now - inbox_retention)),
-    ):
-        while True:
-            ids = list(queryset.values_list("id", flat=True)[:chunk])
-            if not ids:
-                break
-            purged[label] += queryset.model.objects.filter(id__in=ids).delete()[0]
-    return purged

@@ -19,7 +19,7 @@ from typing import Any
 from amqp.exceptions import NotFound, PreconditionFailed
 from kombu import Connection, Exchange, Queue
 
-from mice.consumers import SUBSCRIPTIONS, Subscription, retry_queue_name
+from mice.subscriptions import SUBSCRIPTIONS, Subscription
 
 log = logging.getLogger("mice.topology")
 
@@ -30,6 +30,10 @@ DLX = Exchange("mice.dlx", type="fanout", durable=True)
 SAFE_DEAD_LETTERING = {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
 
 DEAD_LETTERS = Queue("mice.dead_letters", DLX, routing_key="", durable=True, queue_arguments={"x-queue-type": "quorum"})
+
+
+def retry_queue_name(queue: str, delay_ms: int) -> str:
+    return f"{queue}.retry.{delay_ms}ms"
 
 
 def work_queue(sub: Subscription) -> Queue:

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from mice.apps import check_subscriptions
-from mice.consumers import SUBSCRIPTIONS
 from mice.events import EVENT_TYPES, Event, UnknownEventType, event_type, get_event_type
+from mice.subscriptions import SUBSCRIPTIONS
 
 
 @pytest.mark.parametrize("name", sorted(EVENT_TYPES))
