@@ -12,7 +12,8 @@ from celery.signals import celeryd_after_setup
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django.setup()  # handlers are discovered here; the queue list depends on them
 
-from mice.topology import maybe_declare_all, work_queues  # noqa: E402
+from mice.routing import routes_declare  # noqa: E402
+from mice.topology import work_queues  # noqa: E402
 
 app = Celery("config")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -21,7 +22,8 @@ app.conf.task_queues = work_queues()
 
 @celeryd_after_setup.connect
 def on_worker_setup(sender: str, instance: Any, **kwargs: Any) -> None:
-    """Declare the topology; a queue whose arguments changed is skipped with advice, not fatal."""
+    """Declare the topology and this code's routes before consuming (so a relay started earlier publishes to
+    these handlers too); a queue whose arguments changed is skipped with advice, not fatal."""
     with app.connection_for_write() as connection:
-        for mismatch in maybe_declare_all(connection):
+        for mismatch in routes_declare(connection):
             instance.app.amqp.queues.deselect(mismatch.queue)

@@ -157,6 +157,9 @@ MICE_RELAY_BATCH_SIZE = int(os.environ.get("MICE_RELAY_BATCH_SIZE", "500"))
 MICE_RELAY_CONCURRENCY = int(os.environ.get("MICE_RELAY_CONCURRENCY", "2"))
 MICE_RELAY_POLL_INTERVAL = float(os.environ.get("MICE_RELAY_POLL_INTERVAL", "1.0"))
 MICE_RELAY_CONFIRM_TIMEOUT = float(os.environ.get("MICE_RELAY_CONFIRM_TIMEOUT", "10"))
+# AMQP heartbeat of the relay's and the handlers' publishing connections: a connection that died without
+# closing (half-open TCP) is noticed within two intervals instead of never.
+MICE_BROKER_HEARTBEAT = float(os.environ.get("MICE_BROKER_HEARTBEAT", "30"))
 MICE_OUTBOX_RETENTION_HOURS = float(os.environ.get("MICE_OUTBOX_RETENTION_HOURS", str(7 * 24)))
 MICE_INBOX_RETENTION_HOURS = float(os.environ.get("MICE_INBOX_RETENTION_HOURS", str(30 * 24)))
 

@@ -8,13 +8,17 @@ record of each failed attempt, and one structured log line per run.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import os
+import threading
 import time
 import traceback
 import uuid
 from collections.abc import Callable
 from typing import Any
 
+from amqp import Message
 from celery import Task, shared_task
 from celery.exceptions import Reject, Retry
 from django.db import DatabaseError, close_old_connections, connections, router, transaction
@@ -23,8 +27,10 @@ from django.utils import timezone
 from mice.events import Event
 from mice.models import HandlerFailure, InboxEntry
 from mice.outbox import caused_by, purge_in_chunks
+from mice.publisher import BrokerUnavailable, ConfirmingPublisher, PublishOutcome
 from mice.subscriptions import DEFAULT_RETRY, SUBSCRIPTIONS, RetryPolicy, Subscription
-from mice.topology import retry_queue
+from mice.topology import RETRY, retry_queue
+from mice.wire import retry_message
 
 __all__ = ["HandlerTask", "RetryPolicy", "subscribe"]
 
@@ -152,19 +158,22 @@ class HandlerTask(Task):
     def _publish_retry(self, envelope: dict[str, Any], next_attempt: int, delay_ms: int) -> None:
         """Park the message in the TTL'd retry queue; RabbitMQ dead-letters it back when the delay is over.
 
-        Published with a confirm (broker_transport_options), declaring the retry queue first so that the
-        message cannot be confirmed and then dropped as unroutable.
+        Published `mandatory` and confirmed, like the relay's messages: if the retry queue is gone or
+        unbound (deleted by hand, or being recreated), the broker returns the message and this raises, so
+        the original is given back to the broker instead of being acknowledged. Nothing declares the
+        queue here: redeclaring it could rebind a queue an operator is draining.
         """
         queue = retry_queue(self.subscription, delay_ms)
-        options: dict[str, Any] = {"retries": next_attempt - 1, "declare": [queue]}
-        self.apply_async(
-            args=(envelope,),
-            task_id=self.request.id,
-            exchange=queue.exchange.name,
-            routing_key=queue.routing_key,
-            headers={ATTEMPT_HEADER: str(next_attempt)},
-            **options,
+        message = retry_message(
+            task_id=str(self.request.id),
+            handler=self.subscription.handler,
+            envelope_json=json.dumps(envelope),
+            attempt_header=ATTEMPT_HEADER,
+            attempt=next_attempt,
         )
+        outcome = _retry_publisher(self.app.conf.broker_url).publish([(queue.name, queue.routing_key, message)])
+        if outcome.failed:
+            raise BrokerUnavailable(f"the retry was not stored: {outcome.failed[queue.name]}")
 
     def _record_failure(self, event: Event | None, context: dict[str, Any], exc: BaseException, outcome: str) -> None:
         """Keep the exception for the dead-letter recorder and the admin (x-death has none)."""
@@ -184,3 +193,40 @@ class HandlerTask(Task):
             # The database being down is exactly when this cannot be written; the message itself is
             # still retried or dead-lettered, which is what must not be lost.
             log.exception("could not record handler failure", extra={"mice": context})
+
+
+_publishers: dict[int, ConfirmingPublisher] = {}
+_publishers_lock = threading.Lock()
+
+
+def _retry_publisher(broker_url: str) -> _LockedPublisher:
+    """This process's publisher for retries: made in the process itself (never inherited across a fork)."""
+    with _publishers_lock:
+        publisher = _publishers.get(os.getpid())
+        if publisher is None:
+            _publishers.clear()
+            # No heartbeat: a worker child does not read its publishing connection while idle, so the broker
+            # would close it; a dead connection still fails within the confirm timeout.
+            publisher = _publishers[os.getpid()] = ConfirmingPublisher(broker_url, exchange=RETRY.name, heartbeat=0)
+    return _LockedPublisher(publisher)
+
+
+class _LockedPublisher:
+    """One publish at a time per process (a threads pool shares the publisher), reconnecting once if needed."""
+
+    def __init__(self, publisher: ConfirmingPublisher) -> None:
+        self.publisher = publisher
+
+    def publish(self, messages: list[tuple[Any, str, Message]]) -> PublishOutcome:
+        with _publishers_lock:
+            for last_try in (False, True):
+                try:
+                    if not self.publisher.connected:
+                        self.publisher.connect()
+                    else:
+                        self.publisher.keepalive()
+                    return self.publisher.publish(messages)
+                except BrokerUnavailable:
+                    if last_try:  # a connection that died while idle gets one fresh try
+                        raise
+            raise AssertionError("unreachable")

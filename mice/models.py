@@ -37,6 +37,21 @@ class OutboxMessage(models.Model):
         return f"{self.event_type} {self.event_id}" + (f" -> {self.handler}" if self.handler else "")
 
 
+class Route(models.Model):
+    """A subscription some running code declared: the relay sends each event to every route of its type.
+
+    Kept in the database, not in each process's memory, so that a relay publishes to a handler that was
+    deployed after it started (mice/routing.py). Written after the handler's queue was declared.
+    """
+
+    handler = models.CharField(max_length=200, primary_key=True, help_text="Also the name of its queue.")
+    event_type = models.CharField(max_length=200, db_index=True)
+    declared_at = models.DateTimeField(default=timezone.now, help_text="When a process last declared it.")
+
+    def __str__(self) -> str:
+        return f"{self.event_type} -> {self.handler}"
+
+
 class InboxEntry(models.Model):
     """Proof that a handler's effects for one event are committed; its presence makes a redelivery a no-op."""
 

@@ -2,11 +2,17 @@
 
 kombu's `confirm_publish` waits one round trip per message (about 1,500 msg/s here); this keeps a window
 of unconfirmed messages in flight and settles acks, nacks and returns as they arrive (FIELD-NOTES).
+
+Nothing here waits without a bound: each wait for confirms has one deadline, a stop request ends it, AMQP
+heartbeats find a connection that died without closing, and a connection the broker blocks (a memory or
+disk alarm) is reported, so that a caller holding locks can give them back instead of waiting forever.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import select
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -14,9 +20,18 @@ from typing import Any
 from amqp import Message
 from kombu import Connection
 
+log = logging.getLogger("mice.publisher")
+
 
 class BrokerUnavailable(RuntimeError):
     """The broker could not be reached or stopped answering; the batch is left pending."""
+
+
+class PublishingBlocked(BrokerUnavailable):
+    """The broker blocks this connection's publishing (a resource alarm): no confirm comes until it lifts.
+
+    The connection is kept, so that its `connection.unblocked` is heard; see `wait_unblocked`.
+    """
 
 
 @dataclasses.dataclass
@@ -29,7 +44,8 @@ class ConfirmingPublisher:
     """A py-amqp channel in confirm mode, publishing without waiting for each confirm.
 
     Confirms (acks, nacks, returns) are collected as they arrive while a window of outstanding
-    messages is kept; kombu's confirm_publish would wait one round trip per message.
+    messages is kept; kombu's confirm_publish would wait one round trip per message. Every message is
+    `mandatory`: one the broker routes to no queue comes back and counts as failed.
     """
 
     def __init__(
@@ -40,13 +56,18 @@ class ConfirmingPublisher:
         declare: Callable[[Connection], list[Any]] | None = None,
         confirm_timeout: float = 10.0,
         window: int = 1000,
+        heartbeat: float = 30.0,
+        should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
         self.url = url
         self.exchange = exchange
         self.declare = declare
         self.confirm_timeout = confirm_timeout
         self.window = window
+        self.heartbeat = heartbeat
+        self.should_stop = should_stop
         self.connection: Connection | None = None
+        self.blocked: str | None = None  # the broker's reason while it blocks our publishing
         self._channel: Any = None
         self._tag = 0
         self._pending: dict[int, Any] = {}
@@ -59,22 +80,31 @@ class ConfirmingPublisher:
         connection = Connection(
             self.url,
             connect_timeout=5,
-            heartbeat=0,
-            transport_options={"read_timeout": 5, "write_timeout": 5},
+            heartbeat=self.heartbeat,
+            transport_options={
+                "read_timeout": 5,
+                "write_timeout": 5,
+                "on_blocked": self._on_blocked,
+                "on_unblocked": self._on_unblocked,
+            },
         )
+        broker_errors = connection.connection_errors + connection.channel_errors
         try:
             connection.connect()
-            mismatches = self.declare(connection) if self.declare else []
+            declared = self.declare(connection) if self.declare else []
             channel: Any = connection.channel()
             channel.confirm_select()
-        except Exception as exc:
+        except broker_errors as exc:
             connection.collect()
             raise BrokerUnavailable(f"cannot connect to the broker: {exc!r}") from exc
+        except BaseException:  # e.g. the database, written by `declare`: not the broker's fault
+            connection.collect()
+            raise
         channel.events["basic_ack"].add(self._on_ack)
         channel.events["basic_nack"].add(self._on_nack)
         channel.events["basic_return"].add(self._on_return)
-        self.connection, self._channel, self._tag = connection, channel, 0
-        return mismatches
+        self.connection, self._channel, self._tag, self.blocked = connection, channel, 0, None
+        return declared
 
     @property
     def connected(self) -> bool:
@@ -88,8 +118,39 @@ class ConfirmingPublisher:
                 self.connection.collect()
         self.connection, self._channel = None, None
 
+    def keepalive(self) -> None:
+        """Read what the broker sent (heartbeats, blocked/unblocked) and send a heartbeat when one is due.
+
+        Call it at least every `heartbeat / 4` seconds while idle: a connection that died without closing
+        (a half-open TCP connection) then raises BrokerUnavailable within two heartbeat intervals.
+        """
+        if self.connection is None:
+            raise BrokerUnavailable("not connected")
+        try:
+            sock = self.connection.connection.sock
+            if select.select([sock], [], [], 0)[0]:  # a cheap look first: this runs before every batch
+                self._read(0.01)  # not 0: py-amqp takes a non-blocking socket's EAGAIN for a broken connection
+            self.connection.heartbeat_check()
+        except BrokerUnavailable:
+            raise
+        except Exception as exc:
+            self.close()
+            raise BrokerUnavailable(f"the broker stopped answering: {exc!r}") from exc
+
+    def wait_unblocked(self, seconds: float) -> bool:
+        """While the broker blocks publishing, wait up to `seconds` (or a stop request); True once unblocked."""
+        deadline = time.monotonic() + seconds
+        while self.blocked and not self.should_stop() and time.monotonic() < deadline:
+            self.keepalive()
+            self._read(min(1.0, max(0.0, deadline - time.monotonic())))
+        return not self.blocked
+
     def publish(self, messages: Iterable[tuple[Any, str, Message]]) -> PublishOutcome:
-        """Publish (key, routing key, message) triples to the exchange; report which keys the broker confirmed."""
+        """Publish (key, routing key, message) triples to the exchange; report which keys the broker confirmed.
+
+        Raises BrokerUnavailable if confirms do not arrive within `confirm_timeout` of any one wait (for
+        room in the window, or for the last confirms), or if a stop is requested meanwhile.
+        """
         if self._channel is None:
             raise BrokerUnavailable("not connected")
         self._pending, self._by_message_id = {}, {}
@@ -100,11 +161,11 @@ class ConfirmingPublisher:
                 self._pending[self._tag] = key
                 self._by_message_id[message.properties["message_id"]] = key
                 self._channel.basic_publish(message, exchange=self.exchange, routing_key=routing_key, mandatory=True)
-                while len(self._pending) >= self.window:
-                    self._drain(time.monotonic() + self.confirm_timeout)
-            deadline = time.monotonic() + self.confirm_timeout
-            while self._pending:
-                self._drain(deadline)
+                if len(self._pending) >= self.window:
+                    self._wait_for_confirms(until=self.window - 1)
+            self._wait_for_confirms(until=0)
+        except PublishingBlocked:
+            raise
         except BrokerUnavailable:
             self.close()
             raise
@@ -115,15 +176,36 @@ class ConfirmingPublisher:
             raise BrokerUnavailable(f"publishing failed: {exc!r}") from exc
         return self._outcome
 
-    def _drain(self, deadline: float) -> None:
+    def _wait_for_confirms(self, *, until: int) -> None:
+        """Wait until at most `until` confirms are outstanding: one deadline for the whole wait."""
+        deadline = time.monotonic() + self.confirm_timeout
+        while len(self._pending) > until:
+            if self.should_stop():
+                raise BrokerUnavailable(f"stopping with {len(self._pending)} publisher confirms outstanding")
+            if self.blocked:
+                raise PublishingBlocked(f"the broker blocks publishing ({self.blocked}); the batch is given back")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise BrokerUnavailable(
+                    f"{len(self._pending)} publisher confirms did not arrive within {self.confirm_timeout}s"
+                )
+            self._read(min(remaining, 1.0))
+            self.connection.heartbeat_check()  # type: ignore[union-attr]
+
+    def _read(self, timeout: float) -> None:
         assert self.connection is not None
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise BrokerUnavailable(f"{len(self._pending)} publisher confirms did not arrive in time")
         try:
-            self.connection.drain_events(timeout=min(remaining, 1.0))
+            self.connection.drain_events(timeout=timeout)
         except TimeoutError:
             return
+
+    def _on_blocked(self, reason: str) -> None:
+        self.blocked = reason or "blocked"
+        log.warning("broker blocks publishing", extra={"mice": {"reason": self.blocked}})
+
+    def _on_unblocked(self) -> None:
+        log.warning("broker unblocked publishing", extra={"mice": {"was": self.blocked}})
+        self.blocked = None
 
     def _settle(self, delivery_tag: int, multiple: bool, failure: str | None) -> None:
         tags = [t for t in self._pending if t <= delivery_tag] if multiple else [delivery_tag]

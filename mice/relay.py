@@ -29,12 +29,15 @@ from mice.consumers import inbox_purge
 from mice.models import OutboxMessage
 from mice.outbox import outbox_purge
 from mice.publisher import BrokerUnavailable, ConfirmingPublisher
-from mice.subscriptions import routes
-from mice.topology import EVENTS, maybe_declare_all
+from mice.routing import route_table, routes_declare
+from mice.topology import EVENTS
 from mice.wakeup import Wakeup
 from mice.wire import task_message
 
 log = logging.getLogger("mice.relay")
+
+# (id, event type, event id, handler or "", envelope as JSON text): an outbox row as the relay reads it.
+Row = tuple[int, str, Any, str, str]
 
 
 @dataclasses.dataclass
@@ -42,6 +45,7 @@ class RelayConfig:
     batch_size: int = 500
     poll_interval: float = 1.0
     confirm_timeout: float = 10.0
+    heartbeat: float = 30.0
     retention: dt.timedelta = dt.timedelta(days=7)
     inbox_retention: dt.timedelta = dt.timedelta(days=30)
     purge_every: float = 300.0
@@ -53,6 +57,7 @@ class RelayConfig:
             batch_size=settings.MICE_RELAY_BATCH_SIZE,
             poll_interval=settings.MICE_RELAY_POLL_INTERVAL,
             confirm_timeout=settings.MICE_RELAY_CONFIRM_TIMEOUT,
+            heartbeat=settings.MICE_BROKER_HEARTBEAT,
             retention=dt.timedelta(hours=settings.MICE_OUTBOX_RETENTION_HOURS),
             inbox_retention=dt.timedelta(hours=settings.MICE_INBOX_RETENTION_HOURS),
         )
@@ -62,11 +67,15 @@ class Relay:
     def __init__(self, *, broker_url: str, config: RelayConfig, origin: str | None = None) -> None:
         self.config = config
         self.publisher = ConfirmingPublisher(
-            broker_url, exchange=EVENTS.name, declare=maybe_declare_all, confirm_timeout=config.confirm_timeout
+            broker_url,
+            exchange=EVENTS.name,
+            declare=routes_declare,
+            confirm_timeout=config.confirm_timeout,
+            heartbeat=config.heartbeat,
+            should_stop=lambda: self.stopping,
         )
         self.wakeup = Wakeup(config.poll_interval)
         self.origin = origin or f"relay@{socket.gethostname()}:{os.getpid()}"
-        self.routes = routes()
         self.stopping = False
         self._last_purge = 0.0
 
@@ -84,11 +93,19 @@ class Relay:
                     for mismatch in self.publisher.connect():
                         log.error(mismatch.advice())
                     log.info("relay connected to the broker")
+                self.publisher.keepalive()
+                if self.publisher.blocked:
+                    # Claiming rows now would hold their locks until the confirm timeout: wait unlocked.
+                    self.publisher.wait_unblocked(self.config.poll_interval)
+                    continue
                 published = self.relay_batch()
                 self.maybe_purge()
                 failures = 0
                 if published < self.config.batch_size:
-                    self.wakeup.wait()
+                    # Woken at least every quarter heartbeat, so that keepalive() keeps the connection alive.
+                    self.wakeup.wait(
+                        min(self.config.poll_interval, self.config.heartbeat / 4 or self.config.poll_interval)
+                    )
             except BrokerUnavailable as exc:
                 failures += 1
                 self._back_off("broker unavailable", exc, failures)
@@ -116,33 +133,38 @@ class Relay:
     def relay_batch(self) -> int:
         """Claim one batch, publish it, keep back what the broker did not confirm. Returns the rows claimed.
 
-        Rows are marked sent as they are claimed, in a transaction that commits only after the broker
-        confirmed every message: a crash or a broker failure before that rolls the mark back.
+        On PostgreSQL rows are marked sent as they are claimed (SKIP LOCKED, so relays never share a row),
+        in a transaction that commits only after the broker confirmed every message: a crash or a broker
+        failure before that rolls the mark back. A database without SKIP LOCKED (SQLite) has one writer, so
+        its rows are read, published, and only then marked sent in a short transaction: the write lock is
+        never held while the broker is awaited. A crash in between publishes them again, which the
+        consumers' inbox makes harmless.
         """
         started = time.monotonic()
         using = router.db_for_write(OutboxMessage)
-        with transaction.atomic(using=using):
-            rows = self._claim(using)
+        if connections[using].features.has_select_for_update_skip_locked:
+            with transaction.atomic(using=using):
+                rows = self._claim(using)
+                if not rows:
+                    return 0
+                messages, held_back = self._publish(using, rows)
+                self._hold_back(using, held_back)
+        else:
+            rows = self._read_pending(using)
             if not rows:
                 return 0
-            messages: list[tuple[Any, str, Message]] = []
-            for row_id, event_type, event_id, only_handler, envelope_json in rows:
-                for handler in [only_handler] if only_handler else self.routes.get(event_type, []):
-                    message = task_message(
-                        outbox_id=row_id, handler=handler, envelope_json=envelope_json, event_id=str(event_id)
-                    )
-                    messages.append(((row_id, handler), handler, message))
-            outcome = self.publisher.publish(messages)
-            held_back = {row_id: reason for (row_id, _), reason in outcome.failed.items()}
-            now = timezone.now()
-            for row_id, reason in held_back.items():
-                self._hold_back(using, row_id, reason, now)
+            messages, held_back = self._publish(using, rows)
+            with transaction.atomic(using=using):
+                OutboxMessage.objects.using(using).filter(
+                    id__in=[row[0] for row in rows if row[0] not in held_back], sent_at__isnull=True
+                ).update(sent_at=timezone.now())
+                self._hold_back(using, held_back)
         log.info(
             "relayed batch",
             extra={
                 "mice": {
                     "rows": len(rows),
-                    "messages": len(messages),
+                    "messages": messages,
                     "sent": len(rows) - len(held_back),
                     "held_back": len(held_back),
                     "duration_ms": round((time.monotonic() - started) * 1000, 1),
@@ -151,58 +173,84 @@ class Relay:
         )
         return len(rows)
 
-    def _claim(self, using: str) -> list[tuple[int, str, Any, str, str]]:
-        """Lock the oldest available unsent rows other relays have not locked, and mark them sent.
+    def _publish(self, using: str, rows: list[Row]) -> tuple[int, dict[int, str]]:
+        """Publish one message per route of each row; returns (messages, {row id: why it was not delivered}).
+
+        The routes are read after the rows were claimed, so every route committed before a row's event
+        is seen (mice/routing.py). A row addressed to one handler (a dead-letter replay) goes to it alone.
+        """
+        routes = route_table(using=using) if any(not row[3] for row in rows) else {}
+        held_back: dict[int, str] = {}
+        messages: list[tuple[Any, str, Message]] = []
+        for row_id, event_type, event_id, only_handler, envelope_json in rows:
+            handlers = [only_handler] if only_handler else routes.get(event_type, [])
+            if not handlers:
+                held_back[row_id] = (
+                    f"no subscription to {event_type!r}: routed to no one. It is published once a process "
+                    "that subscribes to it has started (workers and relays declare their routes at start)."
+                )
+            for handler in handlers:
+                message = task_message(
+                    outbox_id=row_id, handler=handler, envelope_json=envelope_json, event_id=str(event_id)
+                )
+                messages.append(((row_id, handler), handler, message))
+        if messages:
+            outcome = self.publisher.publish(messages)
+            for (row_id, _), reason in outcome.failed.items():
+                held_back.setdefault(row_id, reason)
+        return len(messages), held_back
+
+    def _claim(self, using: str) -> list[Row]:
+        """Lock the oldest available unsent rows other relays have not locked, and mark them sent (PostgreSQL).
 
         Rows are found by `sent_at IS NULL`, never by a high-water mark, so a row whose transaction
         commits late, behind higher ids, is still claimed. The envelope comes back as JSON text: it goes
-        into the message body as it is.
+        into the message body as it is. One statement instead of SELECT ... FOR UPDATE then UPDATE: each
+        row is written once.
         """
-        connection = connections[using]
         table = OutboxMessage._meta.db_table
-        if connection.vendor == "postgresql":
-            # One statement instead of SELECT ... FOR UPDATE then UPDATE: each row is written once.
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"UPDATE {table} SET sent_at = now() WHERE id IN ("
-                    f" SELECT id FROM {table} WHERE sent_at IS NULL AND available_at <= now()"
-                    "  ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
-                    ") RETURNING id, event_type, event_id, handler, envelope::text",
-                    [self.config.batch_size],
-                )
-                return sorted(cursor.fetchall())
-        pending = OutboxMessage.objects.using(using).filter(sent_at__isnull=True, available_at__lte=timezone.now())
-        rows = list(
-            pending.select_for_update(skip_locked=connection.features.has_select_for_update_skip_locked)
-            .order_by("id")
-            .values_list("id", "event_type", "event_id", "handler", Cast("envelope", TextField()))[
-                : self.config.batch_size
-            ]
-        )
-        OutboxMessage.objects.using(using).filter(id__in=[row[0] for row in rows]).update(sent_at=timezone.now())
-        return rows
+        with connections[using].cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET sent_at = now() WHERE id IN ("
+                f" SELECT id FROM {table} WHERE sent_at IS NULL AND available_at <= now()"
+                "  ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
+                ") RETURNING id, event_type, event_id, handler, envelope::text",
+                [self.config.batch_size],
+            )
+            return sorted(cursor.fetchall())
 
-    def _hold_back(self, using: str, row_id: int, reason: str, now: dt.datetime) -> None:
-        """Keep an unpublishable row pending, retrying it later with backoff, and say so loudly."""
-        row = OutboxMessage.objects.using(using).only("attempts", "event_type", "event_id").get(id=row_id)
-        attempts = row.attempts + 1
-        delay = dt.timedelta(seconds=min(300.0, 2.0 ** min(attempts, 9)))
-        OutboxMessage.objects.using(using).filter(id=row_id).update(
-            sent_at=None, attempts=attempts, last_error=reason[:2000], available_at=now + delay
+    def _read_pending(self, using: str) -> list[Row]:
+        """The oldest available unsent rows, read without taking the database's write lock (SQLite)."""
+        pending = OutboxMessage.objects.using(using).filter(sent_at__isnull=True, available_at__lte=timezone.now())
+        return list(
+            pending.order_by("id").values_list(
+                "id", "event_type", "event_id", "handler", Cast("envelope", TextField())
+            )[: self.config.batch_size]
         )
-        log.error(
-            "outbox row not delivered, kept pending",
-            extra={
-                "mice": {
-                    "outbox_id": row_id,
-                    "event_id": str(row.event_id),
-                    "event_type": row.event_type,
-                    "attempts": attempts,
-                    "error": reason,
-                    "retry_in_s": delay.total_seconds(),
-                }
-            },
-        )
+
+    def _hold_back(self, using: str, held_back: dict[int, str]) -> None:
+        """Keep undelivered rows pending, each retried later with its own backoff, and say so loudly."""
+        now = timezone.now()
+        for row_id, reason in held_back.items():
+            row = OutboxMessage.objects.using(using).only("attempts", "event_type", "event_id").get(id=row_id)
+            attempts = row.attempts + 1
+            delay = dt.timedelta(seconds=min(300.0, 2.0 ** min(attempts, 9)))
+            OutboxMessage.objects.using(using).filter(id=row_id).update(
+                sent_at=None, attempts=attempts, last_error=reason[:2000], available_at=now + delay
+            )
+            log.error(
+                "outbox row not delivered, kept pending",
+                extra={
+                    "mice": {
+                        "outbox_id": row_id,
+                        "event_id": str(row.event_id),
+                        "event_type": row.event_type,
+                        "attempts": attempts,
+                        "error": reason,
+                        "retry_in_s": delay.total_seconds(),
+                    }
+                },
+            )
 
     def maybe_purge(self) -> None:
         if time.monotonic() - self._last_purge < self.config.purge_every:

@@ -60,11 +60,3 @@ class Subscription:
 
 
 SUBSCRIPTIONS: dict[str, Subscription] = {}
-
-
-def routes() -> dict[str, list[str]]:
-    """Event type -> the handlers subscribed to it: the relay's fan-out."""
-    table: dict[str, list[str]] = {}
-    for sub in SUBSCRIPTIONS.values():
-        table.setdefault(sub.event_type, []).append(sub.handler)
-    return table

@@ -50,7 +50,8 @@ class Wakeup:
                 cursor.execute(f"LISTEN {NOTIFY_CHANNEL}")
         return self._pg
 
-    def wait(self) -> None:
+    def wait(self, timeout: float | None = None) -> None:
+        """Return on a commit's notification, interrupt(), or after `timeout` (default: the poll interval)."""
         fds = [self._read_fd]
         try:
             pg = self._listen()
@@ -59,7 +60,7 @@ class Wakeup:
             pg = self._pg = None
         if pg is not None:
             fds.append(pg.fileno())
-        ready, _, _ = select.select(fds, [], [], self.poll_interval)
+        ready, _, _ = select.select(fds, [], [], self.poll_interval if timeout is None else timeout)
         if self._read_fd in ready:
             os.read(self._read_fd, 1024)
         if pg is not None and ready:

@@ -22,7 +22,28 @@ def task_message(*, outbox_id: int, handler: str, envelope_json: str, event_id: 
     headers that encoding was the relay's largest cost. The envelope arrives from the database as JSON
     text and goes into the body without being parsed and serialised again.
     """
-    task_id = task_id_for(event_id=event_id, outbox_id=outbox_id)
+    return _message(
+        task_id=task_id_for(event_id=event_id, outbox_id=outbox_id),
+        handler=handler,
+        envelope_json=envelope_json,
+        message_id=f"{outbox_id}:{handler}",  # how a basic.return is matched to its (row, handler)
+    )
+
+
+def retry_message(*, task_id: str, handler: str, envelope_json: str, attempt_header: str, attempt: int) -> Message:
+    """The same task, parked for a later attempt: same task id, the attempt number in a header of ours."""
+    return _message(
+        task_id=task_id,
+        handler=handler,
+        envelope_json=envelope_json,
+        message_id=f"retry:{task_id}:{attempt}",
+        headers={attempt_header: str(attempt)},
+    )
+
+
+def _message(
+    *, task_id: str, handler: str, envelope_json: str, message_id: str, headers: dict[str, str] | None = None
+) -> Message:
     # py-amqp drops `headers=`: headers must go in as application_headers, or the worker discards
     # the message as unknown (see FIELD-NOTES).
     return Message(
@@ -30,6 +51,6 @@ def task_message(*, outbox_id: int, handler: str, envelope_json: str, event_id: 
         content_type="application/json",
         content_encoding="utf-8",
         delivery_mode=2,
-        message_id=f"{outbox_id}:{handler}",  # how a basic.return is matched to its (row, handler)
-        application_headers={"lang": "py", "task": handler, "id": task_id},
+        message_id=message_id,
+        application_headers={"lang": "py", "task": handler, "id": task_id, **(headers or {})},
     )

@@ -23,9 +23,19 @@ ensure_rabbitmq() {
     if rabbitmqctl -q status >/dev/null 2>&1; then
       rabbitmqctl -q start_app
     else
-      rabbitmq-server -detached
+      start_rabbitmq
     fi
     rabbitmqctl -q await_startup --timeout 120 >/dev/null 2>&1 || true
     wait_for_port 127.0.0.1 5672 120 || { echo "RabbitMQ did not start" >&2; exit 1; }
+  fi
+}
+
+start_rabbitmq() {
+  # Each quorum queue keeps files open, and Debian starts RabbitMQ (through su) with 1,024 descriptors:
+  # a few test vhosts at once exhaust them and the broker stops accepting connections. Raise the limit.
+  if [ "$(id -u)" -eq 0 ] && [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] && id rabbitmq >/dev/null 2>&1; then
+    su rabbitmq -s /bin/sh -c 'ulimit -n "$(ulimit -Hn)"; cd /var/lib/rabbitmq && /usr/lib/rabbitmq/bin/rabbitmq-server -detached'
+  else
+    rabbitmq-server -detached
   fi
 }

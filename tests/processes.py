@@ -127,7 +127,9 @@ class System:
         wait_until(answers, timeout=60, what="gunicorn answering")
         return url
 
-    def worker(self, *, concurrency: int = 2, exclude: tuple[str, ...] = (), pool: str = "prefork") -> Process:
+    def worker(
+        self, *, concurrency: int = 2, exclude: tuple[str, ...] = (), pool: str = "prefork", **env: str
+    ) -> Process:
         argv = [
             sys.executable,
             "-m",
@@ -148,7 +150,7 @@ class System:
         ]
         if exclude:
             argv += ["-X", ",".join(exclude)]
-        process = self.start("worker", argv)
+        process = self.start("worker", argv, **env)
         process.wait_for_log("ready.", timeout=60)
         return process
 

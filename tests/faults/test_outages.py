@@ -9,8 +9,9 @@ from invoicing.models import Charge
 from mice.models import OutboxMessage
 from mice.outbox import emit
 from registrations.models import Registration
-from tests.broker import broker_stopped
+from tests.broker import broker_stopped, memory_alarm
 from tests.factories import make_event
+from tests.mice.test_relay import unlocked_unsent
 from tests.probe.models import Effect
 from tests.processes import wait_until
 from tests.registrations.test_saga import post_registration
@@ -88,3 +89,21 @@ def test_registering_while_rabbitmq_is_stopped_answers_202_at_once_and_completes
     )
     assert answered_in < 2.0  # answered at once: registering never waits on the broker
     assert Charge.objects.filter(registration_id=body["id"]).count() == 1
+
+
+def test_a_relay_blocked_by_a_broker_alarm_holds_no_rows_and_publishes_once_it_lifts(system, database_url):
+    system.worker()
+    relay = system.relay(MICE_RELAY_CONFIRM_TIMEOUT="600", MICE_RELAY_CONCURRENCY="1")
+    relay.wait_for_log("relay connected")
+
+    with memory_alarm():
+        with transaction.atomic():
+            events = [emit("probe.pinged", subject=f"s{i}", data={"n": i}) for i in range(10)]
+        relay.wait_for_log("broker blocks publishing", timeout=30)
+        # the relay does not sit on its batch until the confirm timeout: other relays could take the rows
+        wait_until(lambda: unlocked_unsent(database_url) == 10, timeout=30, what="the batch given back")
+        assert relay.alive()
+
+    wait_until(lambda: Effect.objects.count() == 20, timeout=120, what="every event handled once the alarm cleared")
+    for event in events:
+        assert Effect.objects.filter(event_id=event.id).count() == 2

@@ -171,3 +171,25 @@ def test_a_queue_whose_arguments_changed_does_not_crash_the_worker(system, chang
     wait_until(lambda: Effect.objects.filter(event_id=event.id).count() == 2, what="other handlers still served")
     assert worker.alive()
     assert f"mice_topology --recreate {changed_queue}" in worker.log()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_retry_that_cannot_be_parked_leaves_the_message_with_the_broker(system, broker_url):
+    # given a worker that already parked one retry (so its connection has declared the retry queue)
+    system.worker(concurrency=1)
+    system.relay()
+    with transaction.atomic():
+        first = emit("probe.flaked", subject="first", data={"failures": 1})
+    wait_until(lambda: Effect.objects.filter(event_id=first.id).exists(), timeout=30, what="the first event handled")
+    # when the retry queue is deleted (by hand, in the management UI) and another event fails once
+    with Connection(broker_url) as connection:
+        connection.channel().queue_delete("tests.probe.flaky.retry.500ms")
+    with transaction.atomic():
+        second = emit("probe.flaked", subject="second", data={"failures": 1})
+    # then its message was not acknowledged into nowhere: the broker still had it, and it was handled
+    wait_until(
+        lambda: Effect.objects.filter(event_id=second.id).exists(),
+        timeout=30,
+        what="the event handled although its retry could not be stored",
+    )
+    assert HandlerFailure.objects.filter(event_id=second.id).count() >= 1

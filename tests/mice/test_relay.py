@@ -16,7 +16,7 @@ from kombu import Connection
 
 from mice.models import OutboxMessage
 from mice.outbox import emit, outbox_purge
-from tests.broker import queue_depth
+from tests.broker import black_hole_proxy, queue_depth
 from tests.probe.models import Effect
 from tests.processes import ROOT, wait_until
 
@@ -202,3 +202,91 @@ def test_a_single_relay_works_on_the_sqlite_default(system, tmp_path, broker_url
 
     wait_until(lambda: queue_depth(broker_url, "tests.probe.slow") == 1, timeout=20, what="the event published")
     assert relay.terminate() == 0
+
+
+def unlocked_unsent(database_url):
+    """Unsent rows no relay holds right now (a claim in progress locks its rows until it commits)."""
+    table = OutboxMessage._meta.db_table
+    with contextlib.closing(psycopg2.connect(database_url)) as probe, probe.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM (SELECT id FROM {table} WHERE sent_at IS NULL FOR UPDATE SKIP LOCKED) s")
+        return cursor.fetchone()[0]
+
+
+def a_full_window_of_messages():
+    """500 rows of an event with two subscribers: a default batch making exactly the 1,000-message window."""
+    with transaction.atomic():
+        for i in range(500):
+            emit("probe.pinged", subject=f"s{i}", data={"n": i})
+
+
+def test_a_relay_whose_broker_stops_answering_gives_its_rows_back(system, broker_url, database_url):
+    with black_hole_proxy() as proxy:
+        # given a relay whose broker connection goes silent (confirms stop arriving, nothing is refused)
+        stuck = system.relay(
+            CELERY_BROKER_URL=proxy.url(broker_url), MICE_RELAY_CONFIRM_TIMEOUT="3", MICE_RELAY_CONCURRENCY="1"
+        )
+        stuck.wait_for_log("relay connected")
+        proxy.swallow()
+        # when it claims a batch that fills its window of unconfirmed messages
+        a_full_window_of_messages()
+        wait_until(lambda: unlocked_unsent(database_url) == 0, what="the stuck relay holding the whole batch")
+        # then it lets go after its confirm timeout, and a healthy relay publishes every row
+        system.relay(MICE_RELAY_CONCURRENCY="1")
+        wait_until(lambda: unsent() == 0, timeout=60, what="the batch published by the healthy relay")
+        assert "publisher confirms did not arrive" in stuck.log()
+
+
+def test_a_relay_waiting_for_confirms_stops_on_sigterm_and_marks_nothing_sent(system, broker_url, database_url):
+    with black_hole_proxy() as proxy:
+        relay = system.relay(
+            CELERY_BROKER_URL=proxy.url(broker_url), MICE_RELAY_CONFIRM_TIMEOUT="600", MICE_RELAY_CONCURRENCY="1"
+        )
+        relay.wait_for_log("relay connected")
+        proxy.swallow()
+        a_full_window_of_messages()
+        wait_until(lambda: unlocked_unsent(database_url) == 0, what="the relay waiting on its batch's confirms")
+
+        assert relay.terminate(timeout=15) == 0  # it stopped by itself: terminate() kills (-9) after 15 s
+        assert "relay stopped" in relay.log()
+        assert unsent() == 500 == unlocked_unsent(database_url)  # nothing unconfirmed was marked sent
+
+
+def test_an_idle_relay_notices_a_dead_broker_connection_by_its_heartbeats(system, broker_url):
+    with black_hole_proxy() as proxy:
+        relay = system.relay(
+            CELERY_BROKER_URL=proxy.url(broker_url), MICE_BROKER_HEARTBEAT="2", MICE_RELAY_CONCURRENCY="1"
+        )
+        relay.wait_for_log("relay connected")
+        proxy.swallow()  # a half-open connection: nothing is closed, nothing answers
+
+        relay.wait_for_log("broker unavailable", timeout=30)
+
+
+def test_on_sqlite_registering_never_waits_for_the_relay_to_hear_from_the_broker(system, tmp_path, broker_url):
+    sqlite_url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    env = {**system.env, "DATABASE_URL": sqlite_url}
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], env=env, cwd=ROOT, check=True)
+    emit_one = (
+        "import django; django.setup()\n"
+        "from django.db import transaction\nfrom mice.outbox import emit\n"
+        "with transaction.atomic(): emit('probe.slept', subject='sqlite', data={'seconds': 0})\n"
+    )
+    with black_hole_proxy() as proxy:
+        relay = system.start(
+            "relay",
+            [sys.executable, "manage.py", "outbox_relay"],
+            DATABASE_URL=sqlite_url,
+            CELERY_BROKER_URL=proxy.url(broker_url),
+            MICE_RELAY_CONFIRM_TIMEOUT="120",
+        )
+        relay.wait_for_log("relay connected")
+        proxy.swallow()
+        # given the relay publishing an event and waiting for a confirm that does not come
+        subprocess.run([sys.executable, "-c", emit_one], env=env, cwd=ROOT, check=True)
+        time.sleep(2)  # the relay polls SQLite every 0.5 s: it has now read the row and is waiting
+        # when an attendee's transaction writes meanwhile, it commits (SQLite would say "database is locked")
+        writer = subprocess.run(
+            [sys.executable, "-c", emit_one], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
+        assert writer.returncode == 0, writer.stderr[-2000:]
+        assert relay.terminate() == 0

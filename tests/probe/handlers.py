@@ -62,3 +62,14 @@ def slow(event: Event) -> None:
 @subscribe("probe.chained")
 def chain(event: Event) -> None:
     emit("probe.pinged", subject=event.subject, data={"n": 0})
+
+
+if os.environ.get("MICE_PROBE_NEW_CODE"):  # a deploy adding handlers (see tests/probe/events.py)
+
+    @subscribe("probe.pinged")
+    def record_late(event: Event) -> None:
+        _record(event, "probe.record_late")
+
+    @subscribe("probe.introduced")
+    def record_introduced(event: Event) -> None:
+        _record(event, "probe.record_introduced")
