@@ -11,6 +11,11 @@ from invoicing.events import PAYMENT_FAILED, PAYMENT_SUCCEEDED
 from invoicing.gateways import get_gateway
 from invoicing.models import Charge
 from mice.outbox import emit
+from registrations.selectors import payment_token_get
+
+
+class ChargeImpossible(Exception):
+    """Nothing to charge with: not retried (the registration's payment deadline will cancel it)."""
 
 
 def charge_create(*, registration: dict[str, Any]) -> Charge | None:
@@ -27,9 +32,14 @@ def charge_create(*, registration: dict[str, Any]) -> Charge | None:
     existing = Charge.objects.filter(registration_id=registration_id).first()
     if existing is not None:
         return existing
+    # Version 1 of registration.created carried the token (still emitted by an old web process during a
+    # deploy); version 2 leaves it with registrations.
+    token = registration.get("payment_token") or payment_token_get(registration_id=registration_id)
+    if not token:
+        raise ChargeImpossible(f"registration {registration_id} has no payment token")
     gateway = get_gateway()
     result = gateway.charge(
-        token=registration["payment_token"],
+        token=token,
         amount=amount,
         currency=registration["currency"],
         idempotency_key=str(registration_id),

@@ -90,6 +90,22 @@ class Registration(models.Model):
         return f"{self.first_name} {self.last_name} for {self.event_id} ({self.status})"
 
 
+class PaymentToken(models.Model):
+    """The gateway token a pending registration will be charged with, until the charge is decided.
+
+    Kept apart from the registration and from every event: only the charge handler reads it (through
+    registrations.selectors), it is deleted once the charge succeeds or fails or the registration is
+    cancelled, and it is deliberately not registered in admin.
+    """
+
+    registration = models.OneToOneField(Registration, on_delete=models.CASCADE, primary_key=True)
+    token = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"payment token of {self.registration_id}"
+
+
 class IdempotencyRecord(models.Model):
     """The first answer given for an Idempotency-Key (API) or a form's submission token, kept 24 hours."""
 

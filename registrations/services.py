@@ -11,7 +11,7 @@ from django.db.models import F
 from mice.outbox import emit
 from registrations import payloads
 from registrations.events import REGISTRATION_CANCELLED, REGISTRATION_CONFIRMED, REGISTRATION_CREATED
-from registrations.models import Event, Registration
+from registrations.models import Event, PaymentToken, Registration
 
 log = logging.getLogger("registrations")
 
@@ -66,11 +66,13 @@ def registration_create(
         except IntegrityError:  # the partial unique index: this e-mail already holds a registration
             message = f"{email} is already registered for {event.name}."
             raise RegistrationRefused("already_registered", message) from None
+        if not event.is_free:
+            PaymentToken.objects.create(registration=registration, token=payment_token)
         correlation = str(registration.id)
         emit(
             REGISTRATION_CREATED,
             subject=correlation,
-            data=payloads.registration_created(registration, payment_token=payment_token if not event.is_free else ""),
+            data=payloads.registration_created(registration),
             correlation_id=correlation,
         )
         if event.is_free:
@@ -99,6 +101,7 @@ def registration_confirm(*, registration_id: uuid.UUID | str) -> Registration:
         registration = (
             Registration.objects.select_for_update(of=("self",)).select_related("event").get(id=registration_id)
         )
+        PaymentToken.objects.filter(registration_id=registration.id).delete()  # the charge is decided
         if registration.status != Registration.Status.PENDING:
             log.info(
                 "confirmation ignored",
@@ -121,6 +124,7 @@ def registration_cancel(*, registration_id: uuid.UUID | str, reason: str) -> Reg
         registration = (
             Registration.objects.select_for_update(of=("self",)).select_related("event").get(id=registration_id)
         )
+        PaymentToken.objects.filter(registration_id=registration.id).delete()  # nothing is to be charged any more
         if registration.status == Registration.Status.CANCELLED:
             return registration
         was_confirmed = registration.status == Registration.Status.CONFIRMED
