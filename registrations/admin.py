@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
 from mice.selectors import timeline
 from registrations.models import Event, Registration
+from registrations.services import registration_cancel
 from registrations.services_events import EDITABLE_FIELDS, event_create, event_update, event_validate
+
+log = logging.getLogger("registrations")
 
 
 class EventAdminForm(forms.ModelForm):
@@ -36,6 +41,7 @@ class EventAdminForm(forms.ModelForm):
             "vat_rate",
             "registration_opens_at",
             "registration_closes_at",
+            "payment_deadline_seconds",
         )
 
     def clean(self) -> dict[str, Any]:
@@ -91,11 +97,36 @@ class RegistrationAdmin(admin.ModelAdmin):
         "company",
         "status",
         "cancellation_reason",
+        "payment_due_at",
         "created_at",
         "updated_at",
         "event_timeline",
     )
     readonly_fields = fields
+    actions = ["cancel_registrations"]
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("registrations.cancel_registration")
+
+    @admin.action(permissions=["cancel"], description="Cancel the selected pending registrations (release seats)")
+    def cancel_registrations(self, request: HttpRequest, queryset: QuerySet[Registration]) -> None:
+        """For a charge stuck at the gateway or an attendee who asked, before the payment deadline does it.
+
+        Pending ones only: cancelling a paid registration refunds it, which an action without a
+        confirmation page should not do by a slip. A charge that succeeds afterwards is refunded.
+        """
+        pending = list(queryset.filter(status=Registration.Status.PENDING).values_list("id", flat=True))
+        for registration_id in pending:
+            registration_cancel(registration_id=registration_id, reason="cancelled_by_staff", only_pending=True)
+            log.info(
+                "registration cancelled from admin",
+                extra={"mice": {"registration_id": str(registration_id), "user": request.user.get_username()}},
+            )
+        message = f"Cancelled {len(pending)} pending registration(s)."
+        skipped = queryset.count() - len(pending)
+        if skipped:
+            message += f" {skipped} not pending, left as they were."
+        self.message_user(request, message, messages.SUCCESS)
 
     def has_add_permission(self, request: Any, obj: Any = None) -> bool:
         return False  # registrations are made through the form or the API, which take a seat and emit the event

@@ -45,3 +45,15 @@ REGISTRATION_CANCELLED = event_type(
         "was_confirmed": False,
     },
 )
+REGISTRATION_PAYMENT_DEADLINE_REACHED = event_type(
+    "registration.payment_deadline_reached",
+    version=1,
+    producer="registrations",
+    doc=(
+        "The saga's timeout: emitted with the registration, held in the outbox until `payment_due_at` "
+        "(the event's payment deadline after registering), then delivered to registrations, which cancels "
+        "the registration (reason payment_deadline_passed) if it is still pending and its charge has not "
+        "succeeded. Its `time` is when it was emitted, not when it was delivered."
+    ),
+    example={"registration_id": "6f2b0a5e-1111-4a4a-9b9b-222233334444", "payment_due_at": "2027-01-10T10:30:00+00:00"},
+)

@@ -50,3 +50,8 @@ def registration_cancelled(registration: Registration, *, was_confirmed: bool) -
         "reason": registration.cancellation_reason,
         "was_confirmed": was_confirmed,
     }
+
+
+def registration_payment_deadline_reached(registration: Registration) -> dict[str, Any]:
+    due = registration.payment_due_at
+    return {"registration_id": str(registration.id), "payment_due_at": due.isoformat() if due else None}

@@ -32,3 +32,11 @@ def payment_token_get(*, registration_id: uuid.UUID | str) -> str | None:
     For the charge handler only: no event carries the token, so that no other subscriber ever sees it.
     """
     return PaymentToken.objects.filter(registration_id=registration_id).values_list("token", flat=True).first()
+
+
+def registration_status_get(*, registration_id: uuid.UUID | str) -> str | None:
+    """The registration's status ("pending", "confirmed", "cancelled"), committed; None if there is none.
+
+    The charge handler asks before charging: a registration already cancelled is not charged.
+    """
+    return Registration.objects.filter(id=registration_id).values_list("status", flat=True).first()

@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from registrations.models import Event
+from registrations.models import DEFAULT_PAYMENT_DEADLINE_SECONDS, Event
 
 
 class EventChanges(TypedDict, total=False):
@@ -28,6 +28,7 @@ class EventChanges(TypedDict, total=False):
     vat_rate: Decimal
     registration_opens_at: dt.datetime
     registration_closes_at: dt.datetime
+    payment_deadline_seconds: int
 
 
 EDITABLE_FIELDS = frozenset(EventChanges.__annotations__)
@@ -46,6 +47,7 @@ def event_create(
     vat_rate: Decimal | None = None,
     registration_opens_at: dt.datetime | None = None,
     registration_closes_at: dt.datetime | None = None,
+    payment_deadline_seconds: int = DEFAULT_PAYMENT_DEADLINE_SECONDS,
 ) -> Event:
     """Create an event; registration opens now and closes when the event starts unless told otherwise.
 
@@ -64,6 +66,7 @@ def event_create(
         vat_rate=vat_rate,
         registration_opens_at=registration_opens_at,
         registration_closes_at=registration_closes_at,
+        payment_deadline_seconds=payment_deadline_seconds,
     )
     with transaction.atomic():
         _event_validate(event)
