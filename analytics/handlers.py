@@ -25,3 +25,8 @@ def count_cancellation(event: Event) -> None:
 @subscribe("payment.succeeded")
 def count_revenue(event: Event) -> None:
     figures_add(event=event.data["event"], currency=event.data["currency"], revenue=Decimal(event.data["amount"]))
+
+
+@subscribe("payment.refunded")
+def count_refund(event: Event) -> None:
+    figures_add(event=event.data["event"], revenue=-Decimal(event.data["amount"]))

@@ -130,6 +130,8 @@ class SandboxGateway:
                 db.execute("INSERT INTO refunds VALUES (?, ?)", (idempotency_key, reference))
             db.execute("COMMIT")
             return RefundResult(reference=reference)
+        except sqlite3.Error as exc:
+            raise GatewayUnavailable(f"sandbox ledger unavailable: {exc}") from exc
         finally:
             db.close()
 

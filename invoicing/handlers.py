@@ -1,7 +1,7 @@
 """The saga's payment side."""
 
 from invoicing.gateways import GatewayUnavailable
-from invoicing.services import charge_create
+from invoicing.services import charge_create, refund_create
 from mice.consumers import RetryPolicy, subscribe
 from mice.events import Event
 
@@ -11,3 +11,11 @@ from mice.events import Event
 )
 def charge_registration(event: Event) -> None:
     charge_create(registration=event.data)
+
+
+@subscribe(
+    "registration.cancelled", retry=RetryPolicy(transient=(GatewayUnavailable,), attempts=10, backoff=1.0, cap=300.0)
+)
+def refund_cancelled_registration(event: Event) -> None:
+    """Learns of cancellations only through this event: refund a charge made, void one still to come."""
+    refund_create(cancelled=event.data)

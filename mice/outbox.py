@@ -39,10 +39,13 @@ def emit(
     subject: str,
     data: Mapping[str, Any],
     correlation_id: str | None = None,
+    deliver_at: dt.datetime | None = None,
 ) -> Event:
     """Record an event in the outbox, in the current transaction; the relay publishes it after commit.
 
     Inside a handler the new event carries the handled event's correlation id and names it as cause.
+    `deliver_at` holds the event back until then (a saga's timeout): the relay claims only rows whose
+    `available_at` has come, so the delay survives any restart and needs no scheduler.
     """
     declared = get_event_type(etype) if isinstance(etype, str) else etype
     if declared.retired:
@@ -61,18 +64,24 @@ def emit(
         correlation_id=correlation_id or (cause.correlationid if cause else None),
         causation_id=cause.id if cause else None,
     )
-    outbox_store(event=event)
+    outbox_store(event=event, deliver_at=deliver_at)
     return event
 
 
-def outbox_store(*, event: Event, handler: str = "") -> OutboxMessage:
-    """Write the row; `handler` restricts delivery to one subscriber (a dead-letter replay)."""
+def outbox_store(*, event: Event, handler: str = "", deliver_at: dt.datetime | None = None) -> OutboxMessage:
+    """Write the row; `handler` restricts delivery to one subscriber (a dead-letter replay).
+
+    `deliver_at` (timezone-aware) is the earliest moment the relay publishes it; now when not given.
+    """
+    if deliver_at is not None and timezone.is_naive(deliver_at):
+        raise ValueError("deliver_at must be timezone-aware")
     return OutboxMessage.objects.create(
         event_id=event.id,
         event_type=event.type,
         correlation_id=event.correlationid,
         envelope=event.to_dict(),
         handler=handler,
+        available_at=deliver_at or timezone.now(),
     )
 
 

@@ -2,21 +2,85 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
 from mice.selectors import timeline
 from registrations.models import Event, Registration
+from registrations.services import registration_cancel
+from registrations.services_events import EDITABLE_FIELDS, event_create, event_update, event_validate
+
+log = logging.getLogger("registrations")
+
+
+class EventAdminForm(forms.ModelForm):
+    """Validates through the event service, so that what the form accepts the service saves.
+
+    In admin's change view (one transaction) the check locks the event row until the save: a
+    registration cannot take the seat that would make the new capacity too small in between.
+    """
+
+    class Meta:
+        model = Event
+        fields = (
+            "name",
+            "slug",
+            "venue",
+            "starts_at",
+            "ends_at",
+            "capacity",
+            "price",
+            "currency",
+            "vat_rate",
+            "registration_opens_at",
+            "registration_closes_at",
+            "payment_deadline_seconds",
+        )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.errors:  # a field is missing or malformed: its own error says so
+            return cleaned
+        values = event_admin_values(self)
+        try:
+            event_validate(event=None if self.instance.pk is None else self.instance, **values)
+        except ValidationError as exc:
+            for field, messages in exc.message_dict.items():
+                self.add_error(field if field in self.fields else NON_FIELD_ERRORS, messages)
+        return cleaned
+
+
+def event_admin_values(form: forms.ModelForm) -> dict[str, Any]:
+    """What the form would write: every editable field for a new event, only the changed ones otherwise.
+
+    Writing only what staff changed means a stale page never writes back a value someone else changed
+    meanwhile, and `seats_taken` (not editable) is never written at all.
+    """
+    changed = set(form.changed_data) if form.instance.pk is not None else set(form.cleaned_data)
+    return {name: form.cleaned_data[name] for name in EDITABLE_FIELDS & changed if name in form.cleaned_data}
 
 
 @admin.register(Event)
 class EventAdmin(admin.ModelAdmin):
+    form = EventAdminForm
     list_display = ("name", "slug", "venue", "starts_at", "capacity", "seats_taken", "price", "currency")
     search_fields = ("name", "slug", "venue")
     prepopulated_fields = {"slug": ("name",)}
     readonly_fields = ("seats_taken", "created_at", "updated_at")
+
+    def save_model(self, request: HttpRequest, obj: Event, form: forms.ModelForm, change: bool) -> None:
+        """Through the services: they lock the event and write only the editable fields."""
+        values = event_admin_values(form)
+        saved = event_update(event=obj, **values) if change else event_create(**values)
+        obj.pk = saved.pk
+        obj.refresh_from_db()
 
 
 @admin.register(Registration)
@@ -33,11 +97,36 @@ class RegistrationAdmin(admin.ModelAdmin):
         "company",
         "status",
         "cancellation_reason",
+        "payment_due_at",
         "created_at",
         "updated_at",
         "event_timeline",
     )
     readonly_fields = fields
+    actions = ["cancel_registrations"]
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("registrations.cancel_registration")
+
+    @admin.action(permissions=["cancel"], description="Cancel the selected pending registrations (release seats)")
+    def cancel_registrations(self, request: HttpRequest, queryset: QuerySet[Registration]) -> None:
+        """For a charge stuck at the gateway or an attendee who asked, before the payment deadline does it.
+
+        Pending ones only: cancelling a paid registration refunds it, which an action without a
+        confirmation page should not do by a slip. A charge that succeeds afterwards is refunded.
+        """
+        pending = list(queryset.filter(status=Registration.Status.PENDING).values_list("id", flat=True))
+        for registration_id in pending:
+            registration_cancel(registration_id=registration_id, reason="cancelled_by_staff", only_pending=True)
+            log.info(
+                "registration cancelled from admin",
+                extra={"mice": {"registration_id": str(registration_id), "user": request.user.get_username()}},
+            )
+        message = f"Cancelled {len(pending)} pending registration(s)."
+        skipped = queryset.count() - len(pending)
+        if skipped:
+            message += f" {skipped} not pending, left as they were."
+        self.message_user(request, message, messages.SUCCESS)
 
     def has_add_permission(self, request: Any, obj: Any = None) -> bool:
         return False  # registrations are made through the form or the API, which take a seat and emit the event

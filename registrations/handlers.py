@@ -2,7 +2,7 @@
 
 from mice.consumers import subscribe
 from mice.events import Event
-from registrations.services import registration_cancel, registration_confirm
+from registrations.services import registration_cancel, registration_confirm, registration_expire
 
 
 @subscribe("payment.succeeded")
@@ -16,3 +16,9 @@ def cancel_unpaid_registration(event: Event) -> None:
     registration_cancel(
         registration_id=event.data["registration_id"], reason=f"payment_failed:{event.data.get('reason', 'unknown')}"
     )
+
+
+@subscribe("registration.payment_deadline_reached")
+def cancel_registration_past_payment_deadline(event: Event) -> None:
+    """The saga's timeout: no registration stays pending (and holds a seat) whatever became of its charge."""
+    registration_expire(registration_id=event.data["registration_id"])

@@ -12,6 +12,9 @@ from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+# How long a pending registration has to be paid before it is cancelled and its seat released.
+DEFAULT_PAYMENT_DEADLINE_SECONDS = 30 * 60
+
 
 class Event(models.Model):
     """A conference, exhibition or meeting people register for. `seats_taken` is only changed by services."""
@@ -35,6 +38,11 @@ class Event(models.Model):
     )
     registration_opens_at = models.DateTimeField(default=timezone.now)
     registration_closes_at = models.DateTimeField()
+    payment_deadline_seconds = models.PositiveIntegerField(
+        default=DEFAULT_PAYMENT_DEADLINE_SECONDS,
+        validators=[MinValueValidator(1)],
+        help_text="Seconds a registration has to be paid; unpaid by then, it is cancelled and its seat released.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -75,11 +83,15 @@ class Registration(models.Model):
     company = models.CharField(max_length=200, blank=True, default="")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     cancellation_reason = models.CharField(max_length=200, blank=True, default="")
+    payment_due_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a pending registration is cancelled if its charge has not succeeded."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at"]
+        permissions = [("cancel_registration", "Can cancel a registration (its seat is released, a payment refunded)")]
         constraints = [
             models.UniqueConstraint(
                 F("event"), Lower("email"), condition=~Q(status="cancelled"), name="one_active_registration_per_email"
@@ -88,6 +100,22 @@ class Registration(models.Model):
 
     def __str__(self) -> str:
         return f"{self.first_name} {self.last_name} for {self.event_id} ({self.status})"
+
+
+class PaymentToken(models.Model):
+    """The gateway token a pending registration will be charged with, until the charge is decided.
+
+    Kept apart from the registration and from every event: only the charge handler reads it (through
+    registrations.selectors), it is deleted once the charge succeeds or fails or the registration is
+    cancelled, and it is deliberately not registered in admin.
+    """
+
+    registration = models.OneToOneField(Registration, on_delete=models.CASCADE, primary_key=True)
+    token = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"payment token of {self.registration_id}"
 
 
 class IdempotencyRecord(models.Model):

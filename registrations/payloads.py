@@ -20,7 +20,8 @@ def attendee(registration: Registration) -> dict[str, Any]:
     }
 
 
-def registration_created(registration: Registration, *, payment_token: str) -> dict[str, Any]:
+def registration_created(registration: Registration) -> dict[str, Any]:
+    """No payment token: every subscriber gets this; the charge handler reads the token through a selector."""
     event = registration.event
     return {
         "registration_id": str(registration.id),
@@ -30,7 +31,6 @@ def registration_created(registration: Registration, *, payment_token: str) -> d
         "amount": f"{event.price:.2f}",
         "currency": event.currency,
         "vat_rate": f"{event.vat_rate:.2f}",
-        "payment_token": payment_token,
     }
 
 
@@ -50,3 +50,8 @@ def registration_cancelled(registration: Registration, *, was_confirmed: bool) -
         "reason": registration.cancellation_reason,
         "was_confirmed": was_confirmed,
     }
+
+
+def registration_payment_deadline_reached(registration: Registration) -> dict[str, Any]:
+    due = registration.payment_due_at
+    return {"registration_id": str(registration.id), "payment_due_at": due.isoformat() if due else None}

@@ -7,7 +7,7 @@ import uuid
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from registrations.models import Event, Registration
+from registrations.models import Event, PaymentToken, Registration
 
 
 def event_list_upcoming() -> QuerySet[Event]:
@@ -24,3 +24,19 @@ def registration_get(*, registration_id: uuid.UUID | str) -> Registration | None
     except ValueError:
         return None
     return Registration.objects.select_related("event").filter(id=parsed).first()
+
+
+def payment_token_get(*, registration_id: uuid.UUID | str) -> str | None:
+    """The token to charge a pending registration with; None once the charge is decided or it was cancelled.
+
+    For the charge handler only: no event carries the token, so that no other subscriber ever sees it.
+    """
+    return PaymentToken.objects.filter(registration_id=registration_id).values_list("token", flat=True).first()
+
+
+def registration_status_get(*, registration_id: uuid.UUID | str) -> str | None:
+    """The registration's status ("pending", "confirmed", "cancelled"), committed; None if there is none.
+
+    The charge handler asks before charging: a registration already cancelled is not charged.
+    """
+    return Registration.objects.filter(id=registration_id).values_list("status", flat=True).first()

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import uuid
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.utils import timezone
 
+from invoicing.selectors import charge_succeeded
 from mice.outbox import emit
 from registrations import payloads
-from registrations.events import REGISTRATION_CANCELLED, REGISTRATION_CONFIRMED, REGISTRATION_CREATED
-from registrations.models import Event, Registration
+from registrations.events import (
+    REGISTRATION_CANCELLED,
+    REGISTRATION_CONFIRMED,
+    REGISTRATION_CREATED,
+    REGISTRATION_PAYMENT_DEADLINE_REACHED,
+)
+from registrations.models import Event, PaymentToken, Registration
 
 log = logging.getLogger("registrations")
 
@@ -40,7 +48,8 @@ def registration_create(
     row lock that serialises registrations for one event is held only from that statement to the
     commit, and seats are never oversold whatever the concurrency. One e-mail address registers once:
     the partial unique index on (event, lower(email)) decides between concurrent attempts. A free
-    event is confirmed at once.
+    event is confirmed at once. A paid one gets its payment deadline: an event held in the outbox until
+    then, which cancels the registration if its charge has not succeeded by that time.
     """
     with transaction.atomic():
         event = Event.objects.filter(slug=event_slug).first()
@@ -53,6 +62,7 @@ def registration_create(
         if not event.is_free and not payment_token:
             raise RegistrationRefused("payment_required", f"{event.name} is a paid event: a payment token is required.")
         status = Registration.Status.CONFIRMED if event.is_free else Registration.Status.PENDING
+        due = None if event.is_free else timezone.now() + dt.timedelta(seconds=event.payment_deadline_seconds)
         try:
             with transaction.atomic():
                 registration = Registration.objects.create(
@@ -62,15 +72,18 @@ def registration_create(
                     email=email,
                     company=company,
                     status=status,
+                    payment_due_at=due,
                 )
         except IntegrityError:  # the partial unique index: this e-mail already holds a registration
             message = f"{email} is already registered for {event.name}."
             raise RegistrationRefused("already_registered", message) from None
+        if not event.is_free:
+            PaymentToken.objects.create(registration=registration, token=payment_token)
         correlation = str(registration.id)
         emit(
             REGISTRATION_CREATED,
             subject=correlation,
-            data=payloads.registration_created(registration, payment_token=payment_token if not event.is_free else ""),
+            data=payloads.registration_created(registration),
             correlation_id=correlation,
         )
         if event.is_free:
@@ -79,6 +92,14 @@ def registration_create(
                 subject=correlation,
                 data=payloads.registration_confirmed(registration),
                 correlation_id=correlation,
+            )
+        else:
+            emit(
+                REGISTRATION_PAYMENT_DEADLINE_REACHED,
+                subject=correlation,
+                data=payloads.registration_payment_deadline_reached(registration),
+                correlation_id=correlation,
+                deliver_at=due,
             )
         seat_taken = Event.objects.filter(pk=event.pk, seats_taken__lt=F("capacity")).update(
             seats_taken=F("seats_taken") + 1
@@ -99,7 +120,10 @@ def registration_confirm(*, registration_id: uuid.UUID | str) -> Registration:
         registration = (
             Registration.objects.select_for_update(of=("self",)).select_related("event").get(id=registration_id)
         )
+        PaymentToken.objects.filter(registration_id=registration.id).delete()  # the charge is decided
         if registration.status != Registration.Status.PENDING:
+            # A charge that succeeded for a cancelled registration is refunded by invoicing, which learns of
+            # the cancellation from registration.cancelled whichever of the two committed first.
             log.info(
                 "confirmation ignored",
                 extra={"mice": {"registration_id": str(registration.id), "status": registration.status}},
@@ -107,12 +131,21 @@ def registration_confirm(*, registration_id: uuid.UUID | str) -> Registration:
             return registration
         registration.status = Registration.Status.CONFIRMED
         registration.save(update_fields=["status", "updated_at"])
-        emit(REGISTRATION_CONFIRMED, subject=str(registration.id), data=payloads.registration_confirmed(registration))
+        emit(
+            REGISTRATION_CONFIRMED,
+            subject=str(registration.id),
+            data=payloads.registration_confirmed(registration),
+            correlation_id=str(registration.id),
+        )
     return registration
 
 
-def registration_cancel(*, registration_id: uuid.UUID | str, reason: str) -> Registration:
-    """Cancel a registration and give its seat back; cancelling a cancelled registration changes nothing."""
+def registration_cancel(*, registration_id: uuid.UUID | str, reason: str, only_pending: bool = False) -> Registration:
+    """Cancel a registration and give its seat back; cancelling a cancelled registration changes nothing.
+
+    `only_pending` leaves a confirmed registration as it is (the payment deadline: the charge succeeded).
+    Invoicing refunds a charge that succeeded, whether before or after this cancellation.
+    """
     with transaction.atomic():
         event_id = Registration.objects.values_list("event_id", flat=True).get(id=registration_id)
         # Lock order everywhere: the event, then the registration. NO KEY: new registrations referencing
@@ -121,7 +154,10 @@ def registration_cancel(*, registration_id: uuid.UUID | str, reason: str) -> Reg
         registration = (
             Registration.objects.select_for_update(of=("self",)).select_related("event").get(id=registration_id)
         )
+        PaymentToken.objects.filter(registration_id=registration.id).delete()  # nothing is to be charged any more
         if registration.status == Registration.Status.CANCELLED:
+            return registration
+        if only_pending and registration.status != Registration.Status.PENDING:
             return registration
         was_confirmed = registration.status == Registration.Status.CONFIRMED
         registration.status = Registration.Status.CANCELLED
@@ -132,5 +168,23 @@ def registration_cancel(*, registration_id: uuid.UUID | str, reason: str) -> Reg
             REGISTRATION_CANCELLED,
             subject=str(registration.id),
             data=payloads.registration_cancelled(registration, was_confirmed=was_confirmed),
+            # The saga's id, also when staff cancel from admin (outside any handler).
+            correlation_id=str(registration.id),
         )
+    log.info(
+        "registration cancelled",
+        extra={"mice": {"registration_id": str(registration.id), "reason": registration.cancellation_reason}},
+    )
     return registration
+
+
+def registration_expire(*, registration_id: uuid.UUID | str) -> Registration:
+    """At the payment deadline: cancel the registration if it is still pending and its charge has not succeeded.
+
+    A charge that succeeded but whose payment.succeeded has not been handled yet confirms the registration
+    here instead, so that nothing depends on that message arriving. A charge succeeding after this check
+    is refunded (invoicing handles the registration.cancelled emitted here).
+    """
+    if charge_succeeded(registration_id=registration_id):
+        return registration_confirm(registration_id=registration_id)
+    return registration_cancel(registration_id=registration_id, reason="payment_deadline_passed", only_pending=True)

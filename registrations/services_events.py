@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from registrations.models import Event
+from registrations.models import DEFAULT_PAYMENT_DEADLINE_SECONDS, Event
 
 
 class EventChanges(TypedDict, total=False):
@@ -28,6 +28,7 @@ class EventChanges(TypedDict, total=False):
     vat_rate: Decimal
     registration_opens_at: dt.datetime
     registration_closes_at: dt.datetime
+    payment_deadline_seconds: int
 
 
 EDITABLE_FIELDS = frozenset(EventChanges.__annotations__)
@@ -46,13 +47,14 @@ def event_create(
     vat_rate: Decimal | None = None,
     registration_opens_at: dt.datetime | None = None,
     registration_closes_at: dt.datetime | None = None,
+    payment_deadline_seconds: int = DEFAULT_PAYMENT_DEADLINE_SECONDS,
 ) -> Event:
     """Create an event; registration opens now and closes when the event starts unless told otherwise.
 
     Raises django.core.exceptions.ValidationError, keyed by field, for anything the database would refuse
     or that makes no sense (an event ending before it starts, registration closing after it ends).
     """
-    event = Event(
+    event = _event_build(
         slug=slug,
         name=name,
         venue=venue,
@@ -61,9 +63,10 @@ def event_create(
         capacity=capacity,
         price=price,
         currency=currency,
-        vat_rate=Decimal(settings.DEFAULT_VAT_RATE) if vat_rate is None else vat_rate,
-        registration_opens_at=timezone.now() if registration_opens_at is None else registration_opens_at,
-        registration_closes_at=starts_at if registration_closes_at is None else registration_closes_at,
+        vat_rate=vat_rate,
+        registration_opens_at=registration_opens_at,
+        registration_closes_at=registration_closes_at,
+        payment_deadline_seconds=payment_deadline_seconds,
     )
     with transaction.atomic():
         _event_validate(event)
@@ -75,11 +78,10 @@ def event_update(*, event: Event, **fields: Unpack[EventChanges]) -> Event:
     """Change some of an event's fields; the capacity never drops below the seats already taken.
 
     The event row is locked (the same lock registration takes), so a registration cannot slip in between
-    the capacity check and the save.
+    the capacity check and the save. Only the fields given are written: `seats_taken` never is, so a
+    caller holding a stale copy of the event cannot write its stale count back.
     """
-    unknown = set(fields) - EDITABLE_FIELDS
-    if unknown:
-        raise TypeError(f"event_update() cannot change {', '.join(sorted(unknown))}")
+    _check_editable(fields)
     with transaction.atomic():
         locked = Event.objects.select_for_update().get(pk=event.pk)
         for name, value in fields.items():
@@ -87,6 +89,46 @@ def event_update(*, event: Event, **fields: Unpack[EventChanges]) -> Event:
         _event_validate(locked)
         _event_save(locked, update_fields=[*fields, "updated_at"])
     return locked
+
+
+def event_validate(*, event: Event | None, **fields: Unpack[EventChanges]) -> None:
+    """Raise the ValidationError (keyed by field) that event_create (`event` None) or event_update would raise.
+
+    For a form, which must report errors before it saves. Checking a change locks the event row: called
+    inside the transaction that then calls event_update (admin's change view runs in one), no
+    registration can take a seat between the check and the save, so the save cannot be refused.
+    """
+    _check_editable(fields)
+    if event is None:
+        _event_validate(_event_build(**fields))
+        return
+    with transaction.atomic():
+        locked = Event.objects.select_for_update().get(pk=event.pk)
+        for name, value in fields.items():
+            setattr(locked, name, value)
+        _event_validate(locked)
+
+
+def _check_editable(fields: EventChanges) -> None:
+    unknown = set(fields) - EDITABLE_FIELDS
+    if unknown:
+        raise TypeError(f"cannot change {', '.join(sorted(unknown))} of an event")
+
+
+def _event_build(
+    *,
+    vat_rate: Decimal | None = None,
+    registration_opens_at: dt.datetime | None = None,
+    registration_closes_at: dt.datetime | None = None,
+    **fields: Any,
+) -> Event:
+    """An unsaved event with event_create's defaults filled in."""
+    return Event(
+        **fields,
+        vat_rate=Decimal(settings.DEFAULT_VAT_RATE) if vat_rate is None else vat_rate,
+        registration_opens_at=timezone.now() if registration_opens_at is None else registration_opens_at,
+        registration_closes_at=fields["starts_at"] if registration_closes_at is None else registration_closes_at,
+    )
 
 
 def _event_validate(event: Event) -> None:

@@ -55,8 +55,9 @@ def test_tok_visa_ends_confirmed_with_one_charge_and_a_causal_chain(running):
     charge = Charge.objects.get(registration_id=registration.pk)
     assert (charge.status, charge.amount, charge.currency) == ("succeeded", Decimal("120.00"), "EUR")
     assert charge.gateway_reference.startswith("ch_sandbox_")
-    wait_until(lambda: len(events_of(registration)) == 3)
-    created, paid, confirmed = (row.envelope for row in events_of(registration))
+    wait_until(lambda: len(events_of(registration)) == 4)
+    created, deadline, paid, confirmed = (row.envelope for row in events_of(registration))
+    assert deadline["type"] == "registration.payment_deadline_reached"  # held in the outbox until then
     assert [created["type"], paid["type"], confirmed["type"]] == [
         "registration.created",
         "payment.succeeded",

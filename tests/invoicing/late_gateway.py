@@ -1,0 +1,27 @@
+"""A sandbox gateway that answers a charge only once its registration is cancelled: the slowest provider.
+
+Workers load it through PAYMENT_GATEWAY. It makes the race between a charge in flight and the
+registration's cancellation (deadline or staff) happen every time, whatever the machine's speed.
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+from invoicing.gateways import ChargeResult, SandboxGateway
+from registrations.models import Registration
+
+
+class LateSandboxGateway(SandboxGateway):
+    name = "sandbox"
+
+    def charge(self, *, token: str, amount: Decimal, currency: str, idempotency_key: str) -> ChargeResult:
+        deadline = time.monotonic() + 60
+        print(f"late gateway: holding the charge {idempotency_key}", flush=True)
+        while time.monotonic() < deadline:
+            # Read committed: each query sees the cancellation once it commits.
+            if Registration.objects.filter(pk=idempotency_key, status="cancelled").exists():
+                break
+            time.sleep(0.2)
+        return super().charge(token=token, amount=amount, currency=currency, idempotency_key=idempotency_key)

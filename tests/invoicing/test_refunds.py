@@ -1,0 +1,113 @@
+"""Refunds: a charge that succeeds for a cancelled registration is given back, once, and the saga shows it."""
+
+import sqlite3
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
+
+from analytics.models import EventFigures
+from invoicing.gateways import SandboxGateway
+from invoicing.models import Charge, Refund
+from mice.models import InboxEntry, OutboxMessage
+from mice.selectors import timeline
+from registrations.models import Event, Registration
+from registrations.services import registration_cancel, registration_create
+from tests.factories import make_event
+from tests.processes import wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def late_gateway(system):
+    """Workers whose gateway answers a charge only after the registration was cancelled."""
+    system.env["PAYMENT_GATEWAY"] = "tests.invoicing.late_gateway.LateSandboxGateway"
+    system.worker(concurrency=3)
+    system.relay()
+    return system
+
+
+def gateway_refunds(key):
+    SandboxGateway()  # makes its ledger if no charge was ever made
+    with sqlite3.connect(settings.SANDBOX_GATEWAY_PATH) as ledger:
+        return ledger.execute("SELECT reference FROM refunds WHERE idempotency_key = ?", (key,)).fetchall()
+
+
+def register(event, email="ada@example.com"):
+    return registration_create(
+        event_slug=event.slug, first_name="Ada", last_name="Lovelace", email=email, payment_token="tok_visa"
+    )
+
+
+def test_a_charge_succeeding_after_staff_cancelled_the_registration_is_refunded_once(late_gateway):
+    # given a registration whose charge is at the gateway
+    event = make_event(capacity=1)
+    registration = register(event)
+    wait_until(lambda: "late gateway: holding the charge" in late_gateway.dump_logs(), timeout=60)
+
+    # when staff cancel it, and the gateway then charges the card
+    registration_cancel(registration_id=registration.pk, reason="cancelled_by_staff")
+
+    # then the attendee is refunded, exactly once, and the registration's timeline says so
+    correlation = str(registration.pk)
+    wait_until(
+        lambda: OutboxMessage.objects.filter(correlation_id=correlation, event_type="payment.refunded").exists(),
+        timeout=90,
+        what="payment.refunded",
+    )
+    assert Charge.objects.get(registration_id=registration.pk).status == "succeeded"
+    (refunded,) = OutboxMessage.objects.filter(correlation_id=correlation, event_type="payment.refunded")
+    assert refunded.envelope["data"]["amount"] == "120.00"
+    assert len(gateway_refunds(f"refund-{registration.pk}")) == 1
+    assert Registration.objects.get(pk=registration.pk).status == "cancelled"
+    assert Event.objects.get(pk=event.pk).seats_left == 1
+    assert any(entry.what == "event payment.refunded" for entry in timeline(correlation_id=correlation))
+    User.objects.create_superuser("root", "root@example.com", "pw")
+    staff = Client()
+    staff.login(username="root", password="pw")
+    page = staff.get(reverse("admin:registrations_registration_change", args=[registration.pk]))
+    assert "event payment.refunded" in page.content.decode()
+
+
+def test_a_charge_succeeding_after_the_payment_deadline_cancelled_the_registration_is_refunded(late_gateway):
+    # given a registration whose charge is at a gateway that answers only after the deadline
+    event = make_event(capacity=1, payment_deadline_seconds=3)
+    registration = register(event)
+
+    # when the deadline passes, and the charge then succeeds
+    correlation = str(registration.pk)
+    wait_until(
+        lambda: OutboxMessage.objects.filter(correlation_id=correlation, event_type="payment.refunded").exists(),
+        timeout=90,
+        what="payment.refunded",
+    )
+
+    # then the registration stays cancelled with its seat released, and the attendee is refunded once
+    cancelled = Registration.objects.get(pk=registration.pk)
+    assert (cancelled.status, cancelled.cancellation_reason) == ("cancelled", "payment_deadline_passed")
+    assert Event.objects.get(pk=event.pk).seats_left == 1
+    charge = Charge.objects.get(registration_id=registration.pk)
+    assert charge.status == "succeeded"
+    refund = Refund.objects.get(charge=charge)
+    assert (refund.status, refund.amount, refund.reason) == ("succeeded", charge.amount, "payment_deadline_passed")
+    assert gateway_refunds(refund.idempotency_key) == [(refund.gateway_reference,)]
+    what = [entry.what for entry in timeline(correlation_id=correlation)]
+    assert what.index("event registration.cancelled") < what.index("event payment.refunded")
+    assert "handled by invoicing.refund_cancelled_registration" in what
+    # and the registrations side left it cancelled when payment.succeeded arrived
+    paid = OutboxMessage.objects.get(correlation_id=correlation, event_type="payment.succeeded")
+    wait_until(
+        lambda: InboxEntry.objects.filter(
+            event_id=paid.event_id, handler="registrations.confirm_paid_registration"
+        ).exists(),
+        timeout=60,
+    )
+    assert Registration.objects.get(pk=registration.pk).status == "cancelled"
+    # and the event's revenue figure counts the charge and its refund
+    refunded = OutboxMessage.objects.get(correlation_id=correlation, event_type="payment.refunded")
+    counted = {(paid.event_id, "analytics.count_revenue"), (refunded.event_id, "analytics.count_refund")}
+    wait_until(lambda: all(InboxEntry.objects.filter(event_id=e, handler=h).exists() for e, h in counted), timeout=60)
+    assert EventFigures.objects.get(event_slug=event.slug).revenue == 0
