@@ -2,6 +2,9 @@
 
 import os
 
+# Production settings refuse to start without a secret key; a test run (and the processes it starts) has its own.
+os.environ.setdefault("SECRET_KEY", "tests-only-" + os.urandom(24).hex())
+
 from config.settings import *  # noqa: F403
 from config.settings import INSTALLED_APPS
 
@@ -11,3 +14,9 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # The sandbox gateway's ledger, private to this test run (worker subprocesses inherit the variable).
 os.environ.setdefault("SANDBOX_GATEWAY_PATH", f"/tmp/mice-test-sandbox-{os.getpid()}.sqlite3")
 SANDBOX_GATEWAY_PATH = os.environ["SANDBOX_GATEWAY_PATH"]
+
+# The test client and the servers tests start speak plain http:// (the production HTTPS settings have their
+# own tests, in tests/config/test_settings.py).
+SECURE_SSL_REDIRECT = False
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False
