@@ -6,7 +6,7 @@ import os
 os.environ.setdefault("SECRET_KEY", "tests-only-" + os.urandom(24).hex())
 
 from config.settings import *  # noqa: F403
-from config.settings import INSTALLED_APPS
+from config.settings import INSTALLED_APPS, STORAGES
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.probe"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -20,3 +20,11 @@ SANDBOX_GATEWAY_PATH = os.environ["SANDBOX_GATEWAY_PATH"]
 SECURE_SSL_REDIRECT = False
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
+
+# Static files: in-process tests (the test client, live_server) serve the apps' files as they are, since the
+# production storage names only what collectstatic put in its manifest. The gunicorn processes that tests
+# start use the production storage over a collectstatic of their own run (tests/processes.py sets this).
+if os.environ.get("TEST_STATIC_COLLECTED") != "1":
+    STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+    WHITENOISE_USE_FINDERS = True  # the apps' folders, as they are: no STATIC_ROOT to scan
+    WHITENOISE_AUTOREFRESH = True
