@@ -32,6 +32,7 @@ import json
 import os
 import platform
 import pstats
+import secrets
 import shutil
 import signal
 import socket
@@ -57,6 +58,7 @@ import psycopg2  # noqa: E402
 from bench.runtime import bench_database, cpu_model, interrupted, ram_gib, say  # noqa: E402
 
 SETTINGS = "config.settings"
+BENCH_SECRET_KEY = secrets.token_urlsafe(50)
 CAPACITY = 1_000_000
 PRICE = Decimal("120.00")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -231,6 +233,9 @@ def django_env(database_url: str) -> dict[str, str]:
         "DATABASE_URL": database_url,
         "DATABASE_CONN_MAX_AGE": "60",
         "DEBUG": "0",  # DEBUG would also keep every query in memory
+        # Production settings over plain http:// on the loopback.
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or BENCH_SECRET_KEY,
+        "SECURE_SSL_REDIRECT": "0",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "LOG_LEVEL": "WARNING",
     }

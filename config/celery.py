@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import django
 from celery import Celery
 from celery.signals import celeryd_after_setup
+from django.core.exceptions import ImproperlyConfigured
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-django.setup()  # handlers are discovered here; the queue list depends on them
+try:
+    django.setup()  # handlers are discovered here; the queue list depends on them
+except ImproperlyConfigured as error:  # e.g. no SECRET_KEY in production: one line saying what to set
+    sys.exit(f"error: {error}")
 
-from mice.routing import routes_declare  # noqa: E402
-from mice.topology import work_queues  # noqa: E402
+from mice.routing import routes_declare
+from mice.topology import work_queues
 
 app = Celery("config")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -34,10 +34,18 @@ def database_url(django_db_setup: None) -> str:
     return f"postgres://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
+@pytest.fixture(scope="session")
+def static_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """STATIC_ROOT of the gunicorn processes of this test run: never shared with another run."""
+    return tmp_path_factory.mktemp("static")
+
+
 @pytest.fixture
-def system(database_url: str, broker_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[System]:
+def system(
+    database_url: str, broker_url: str, static_root: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[System]:
     """Start relays, workers and recorders in a test; all are stopped after it, logs shown on failure."""
-    running = System(database_url=database_url, broker_url=broker_url, log_dir=tmp_path)
+    running = System(database_url=database_url, broker_url=broker_url, log_dir=tmp_path, static_root=static_root)
     yield running
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:

@@ -15,6 +15,22 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+def procfile_command(name: str) -> str:
+    """The command line of one process of the Procfile, as a Procfile runner reads it."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        process, colon, command = line.partition(":")
+        if colon and process.strip() == name:
+            return command.strip()
+    raise AssertionError(f"the Procfile has no {name!r} process")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.1, what: str = "") -> None:
@@ -31,13 +47,13 @@ def _raise(message: str) -> bool:
 
 
 class Process:
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path, cwd: Path = ROOT) -> None:
         self.name = name
         self.log_path = log_dir / f"{name}-{uuid.uuid4().hex[:6]}.log"
         self._log = self.log_path.open("wb")
         # Own session: a kill takes the whole process group (a worker and its pool children).
         self.popen = subprocess.Popen(
-            argv, env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+            argv, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
 
     @property
@@ -73,21 +89,28 @@ class Process:
 class System:
     """Starts processes against the test database and the test vhost; stops whatever is left."""
 
-    def __init__(self, *, database_url: str, broker_url: str, log_dir: Path) -> None:
+    def __init__(self, *, database_url: str, broker_url: str, log_dir: Path, static_root: Path | None = None) -> None:
+        static_root = static_root or log_dir / "static"
         self.env = {
             **os.environ,
+            "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
             "DJANGO_SETTINGS_MODULE": "tests.settings",
             "DATABASE_URL": database_url,
             "CELERY_BROKER_URL": broker_url,
             "MICE_RELAY_POLL_INTERVAL": "0.5",
             "PYTHONUNBUFFERED": "1",
+            # The production static files storage (hashed, compressed names), collected once per test run
+            # into a folder of this run's own (collect_static); in-process tests keep the plain storage.
+            "STATIC_ROOT": str(static_root),
+            "TEST_STATIC_COLLECTED": "1",
         }
         self.broker_url = broker_url
         self.log_dir = log_dir
+        self.static_root = static_root
         self.processes: list[Process] = []
 
-    def start(self, name: str, argv: list[str], **env: str) -> Process:
-        process = Process(name, argv, {**self.env, **env}, self.log_dir)
+    def start(self, name: str, argv: list[str], cwd: Path = ROOT, /, **env: str) -> Process:
+        process = Process(name, argv, {**self.env, **env}, self.log_dir, cwd)
         self.processes.append(process)
         return process
 
@@ -97,11 +120,22 @@ class System:
     def recorder(self) -> Process:
         return self.start("recorder", [sys.executable, "manage.py", "dead_letter_recorder"])
 
-    def web(self, *, workers: int = 2, threads: int = 8) -> str:
+    def collect_static(self) -> None:
+        """collectstatic once per test run: the web process can only name files the manifest lists."""
+        if (self.static_root / "staticfiles.json").exists():
+            return
+        subprocess.run(
+            [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
+            env=self.env,
+            cwd=ROOT,
+            check=True,
+            timeout=300,
+        )
+
+    def web(self, *, workers: int = 2, threads: int = 8, **env: str) -> str:
         """gunicorn serving the project, as in production; returns its base URL once it answers."""
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+        self.collect_static()
+        port = free_port()
         argv = [
             sys.executable,
             "-m",
@@ -114,7 +148,16 @@ class System:
             "--threads",
             str(threads),
         ]
-        process = self.start("web", argv, DJANGO_SETTINGS_MODULE="tests.settings")
+        return self._answering(self.start("web", argv, **{"DJANGO_SETTINGS_MODULE": "tests.settings", **env}), port)
+
+    def procfile_web(self, **env: str) -> str:
+        """The Procfile's own `web:` line, run as a Procfile runner does (a shell, the virtualenv on PATH)."""
+        self.collect_static()
+        port = free_port()
+        argv = ["/bin/sh", "-c", procfile_command("web")]
+        return self._answering(self.start("web", argv, PORT=str(port), **env), port)
+
+    def _answering(self, process: Process, port: int) -> str:
         url = f"http://127.0.0.1:{port}"
 
         def answers() -> bool:
