@@ -29,7 +29,9 @@ class OutboxMessage(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["id"], condition=Q(sent_at__isnull=True), name="mice_outbox_pending"),
+            # The relay claims by (available_at, id): rows held back for later (a saga's deadline, a retry
+            # backoff) are never scanned before their time, however many wait.
+            models.Index(fields=["available_at", "id"], condition=Q(sent_at__isnull=True), name="mice_outbox_due"),
             models.Index(fields=["sent_at"], condition=Q(sent_at__isnull=False), name="mice_outbox_sent"),
         ]
 

@@ -213,7 +213,7 @@ class Relay:
             cursor.execute(
                 f"UPDATE {table} SET sent_at = now() WHERE id IN ("
                 f" SELECT id FROM {table} WHERE sent_at IS NULL AND available_at <= now()"
-                "  ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
+                "  ORDER BY available_at, id LIMIT %s FOR UPDATE SKIP LOCKED"
                 ") RETURNING id, event_type, event_id, handler, envelope::text",
                 [self.config.batch_size],
             )
@@ -223,7 +223,7 @@ class Relay:
         """The oldest available unsent rows, read without taking the database's write lock (SQLite)."""
         pending = OutboxMessage.objects.using(using).filter(sent_at__isnull=True, available_at__lte=timezone.now())
         return list(
-            pending.order_by("id").values_list(
+            pending.order_by("available_at", "id").values_list(
                 "id", "event_type", "event_id", "handler", Cast("envelope", TextField())
             )[: self.config.batch_size]
         )
