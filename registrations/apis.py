@@ -27,7 +27,7 @@ from rest_framework import serializers, status
 from rest_framework.authentication import BasicAuthentication, SessionAuthentication
 from rest_framework.exceptions import APIException, NotFound, ParseError
 from rest_framework.parsers import JSONParser
-from rest_framework.permissions import AllowAny, IsAdminUser
+from rest_framework.permissions import AllowAny, DjangoModelPermissions, IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -171,7 +171,8 @@ NOT_FOUND = OpenApiResponse(
 )
 STAFF_ONLY = OpenApiResponse(
     response={"type": "object", "properties": {"detail": {"type": "string"}}},
-    description="Not authenticated (401), or not a staff user (403).",
+    description="Not authenticated (401), or not a staff user holding the model permission admin asks for the "
+    "same change (403): `registrations.add_event` to create an event, `registrations.change_event` to change one.",
 )
 
 
@@ -239,11 +240,17 @@ class PublicApi(JsonApi):
 
 
 class StaffApi(JsonApi):
-    """Staff users only, by HTTP Basic or by their admin session. Basic comes first so anonymous calls get a
-    401 with a `WWW-Authenticate` challenge; an authenticated non-staff user gets a 403."""
+    """Staff users holding the model permission admin would ask for, by HTTP Basic or by their admin session.
+
+    The same rules as admin, so the API is no way around them: a staff account (`is_staff`), and Django's
+    model permission for the method on the view's `queryset` model (POST: `add_<model>`, PATCH/PUT:
+    `change_<model>`, DELETE: `delete_<model>`), held directly or through a group; superusers hold them all.
+    Basic comes first so anonymous calls get a 401 with a `WWW-Authenticate` challenge; an authenticated
+    user who is not staff or lacks the permission gets a 403.
+    """
 
     authentication_classes: ClassVar[list[type]] = [BasicAuthentication, SessionAuthentication]
-    permission_classes: ClassVar[list[type]] = [IsAdminUser]
+    permission_classes: ClassVar[list[type]] = [IsAdminUser, DjangoModelPermissions]
 
 
 # --- Events ---------------------------------------------------------------------------------------
@@ -276,6 +283,8 @@ class EventDetailApi(PublicApi):
 
 
 class EventCreateApi(StaffApi):
+    queryset = Event.objects.all()  # whose model permissions apply: add_event (never evaluated)
+
     class InputSerializer(ClosedInputSerializer):
         """A new event. Unknown fields (e.g. `seats_left`) are refused; texts are one line."""
 
@@ -307,7 +316,7 @@ class EventCreateApi(StaffApi):
 
     @extend_schema(
         operation_id="events_create",
-        summary="Create an event (staff)",
+        summary="Create an event (staff with `registrations.add_event`)",
         description="Registration opens now and closes when the event starts, unless told otherwise.",
         request=InputSerializer,
         responses={201: EventOutputSerializer, 400: FIELD_ERRORS, 401: STAFF_ONLY, 403: STAFF_ONLY},
@@ -326,6 +335,8 @@ class EventCreateApi(StaffApi):
 
 
 class EventUpdateApi(StaffApi):
+    queryset = Event.objects.all()  # whose model permissions apply: change_event (never evaluated)
+
     class InputSerializer(EventCreateApi.InputSerializer):
         """Changes to an event: any of its fields. Unknown fields (e.g. `seats_left`) are refused."""
 
@@ -336,7 +347,7 @@ class EventUpdateApi(StaffApi):
 
     @extend_schema(
         operation_id="events_partial_update",
-        summary="Change an event (staff)",
+        summary="Change an event (staff with `registrations.change_event`)",
         description="Only the fields given change. The capacity cannot drop below the seats already taken.",
         request=InputSerializer,
         responses={200: EventOutputSerializer, 400: FIELD_ERRORS, 401: STAFF_ONLY, 403: STAFF_ONLY, 404: NOT_FOUND},
