@@ -22,7 +22,7 @@ ALLOWED_HOSTS = [
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.apps.AdminConfig",  # django.contrib.admin, on a site whose login is rate-limited
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "invoicing",
     "notifications",
     "analytics",
+    "ratelimits",
 ]
 
 MIDDLEWARE = [
@@ -126,6 +127,14 @@ DEFAULT_VAT_RATE = os.environ.get("DEFAULT_VAT_RATE", "20.00")  # percent, for e
 PAYMENT_GATEWAY = os.environ.get("PAYMENT_GATEWAY", "invoicing.gateways.SandboxGateway")
 SANDBOX_GATEWAY_PATH = os.environ.get("SANDBOX_GATEWAY_PATH", str(BASE_DIR / "var" / "sandbox-gateway.sqlite3"))
 IDEMPOTENCY_KEY_TTL_HOURS = 24
+
+# --- Rate limits (README: configuration) ---------------------------------------------------------
+# Per client address, counted in the database so that every web process shares them ("<count>/<period>",
+# units s, m, h, d; or "off"). Registrations: API and web form together. Failed sign-ins: HTTP Basic on the
+# API and the admin login together. X-Forwarded-For is believed only as far as MICE_TRUSTED_PROXIES says.
+MICE_RATE_LIMIT_REGISTRATIONS = os.environ.get("MICE_RATE_LIMIT_REGISTRATIONS", "20/10m")
+MICE_RATE_LIMIT_LOGIN_FAILURES = os.environ.get("MICE_RATE_LIMIT_LOGIN_FAILURES", "10/15m")
+MICE_TRUSTED_PROXIES = int(os.environ.get("MICE_TRUSTED_PROXIES", "0"))
 
 # --- Messaging ---------------------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")

@@ -34,8 +34,12 @@ from rest_framework.settings import api_settings
 from rest_framework.utils import json
 from rest_framework.views import APIView
 
-from registrations.idempotency import IdempotencyKeyReused, fingerprint, idempotent_call
+from ratelimits.clients import client_address
+from ratelimits.rules import Scope
+from ratelimits.services import Verdict, rate_limit_hit, rate_limit_release
+from registrations.idempotency import IdempotencyKeyReused, fingerprint, idempotent_answer_stored, idempotent_call
 from registrations.models import Event, Registration
+from registrations.refusals import refusal_message
 from registrations.selectors import event_get, event_list_upcoming, registration_get
 from registrations.services import RegistrationRefused, registration_create
 from registrations.services_events import event_create, event_update
@@ -48,6 +52,22 @@ class PayloadTooLarge(APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "The request body is too large."
     default_code = "payload_too_large"
+
+
+class RateLimited(APIException):
+    """429: too many requests from the client's address; `Retry-After` (set by DRF from `wait`) says when."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "rate_limited"
+
+    def __init__(self, verdict: Verdict, what: str) -> None:
+        self.wait = verdict.retry_after
+        super().__init__(
+            {
+                "code": "rate_limited",
+                "detail": f"Too many {what} from your network address. Try again in {verdict.retry_after} seconds.",
+            }
+        )
 
 
 class StrictJSONParser(JSONParser):
@@ -150,7 +170,9 @@ class EventOutputSerializer(serializers.Serializer):
 
 
 class RefusalSerializer(serializers.Serializer):
-    code = serializers.CharField(help_text="Stable, for programs: e.g. sold_out, closed, already_registered")
+    code = serializers.CharField(
+        help_text="Stable, for programs: e.g. sold_out, closed, already_registered, rate_limited"
+    )
     detail = serializers.CharField(help_text="For people")
 
     class Meta:
@@ -174,6 +196,23 @@ STAFF_ONLY = OpenApiResponse(
     description="Not authenticated (401), or not a staff user holding the model permission admin asks for the "
     "same change (403): `registrations.add_event` to create an event, `registrations.change_event` to change one.",
 )
+
+
+RETRY_AFTER = OpenApiParameter(
+    "Retry-After",
+    OpenApiTypes.INT,
+    OpenApiParameter.HEADER,
+    response=[429],
+    description="Seconds until this client address may try again",
+)
+
+
+def _rate_limited(what: str) -> OpenApiResponse:
+    return OpenApiResponse(
+        RefusalSerializer,
+        description=f"`code` is `rate_limited`: too many {what} from this client address (the connection's "
+        "address, or the one our trusted proxies forwarded); `Retry-After` says when to try again.",
+    )
 
 
 def _field_errors(exc: DjangoValidationError) -> serializers.ValidationError:
@@ -239,6 +278,23 @@ class PublicApi(JsonApi):
     permission_classes: ClassVar[list[type]] = [AllowAny]
 
 
+class RateLimitedBasicAuthentication(BasicAuthentication):
+    """HTTP Basic, with failed sign-ins limited per client address (shared with the admin login).
+
+    Each attempt is counted before the password is checked, and taken back if it succeeds: concurrent
+    guesses cannot get past the limit together, and once over it even the right password is a 429
+    until the window ends, or guessing would simply go on.
+    """
+
+    def authenticate_credentials(self, userid: str, password: str, request: Any = None) -> tuple[Any, None]:
+        verdict = rate_limit_hit(scope=Scope.LOGIN_FAILURES, client=client_address(request))
+        if not verdict.allowed:
+            raise RateLimited(verdict, "failed sign-in attempts")
+        user_and_auth = super().authenticate_credentials(userid, password, request)  # a failure raises: it counts
+        rate_limit_release(verdict=verdict)
+        return user_and_auth
+
+
 class StaffApi(JsonApi):
     """Staff users holding the model permission admin would ask for, by HTTP Basic or by their admin session.
 
@@ -246,10 +302,10 @@ class StaffApi(JsonApi):
     model permission for the method on the view's `queryset` model (POST: `add_<model>`, PATCH/PUT:
     `change_<model>`, DELETE: `delete_<model>`), held directly or through a group; superusers hold them all.
     Basic comes first so anonymous calls get a 401 with a `WWW-Authenticate` challenge; an authenticated
-    user who is not staff or lacks the permission gets a 403.
+    user who is not staff or lacks the permission gets a 403. Failed Basic sign-ins are rate-limited (429).
     """
 
-    authentication_classes: ClassVar[list[type]] = [BasicAuthentication, SessionAuthentication]
+    authentication_classes: ClassVar[list[type]] = [RateLimitedBasicAuthentication, SessionAuthentication]
     permission_classes: ClassVar[list[type]] = [IsAdminUser, DjangoModelPermissions]
 
 
@@ -319,7 +375,14 @@ class EventCreateApi(StaffApi):
         summary="Create an event (staff with `registrations.add_event`)",
         description="Registration opens now and closes when the event starts, unless told otherwise.",
         request=InputSerializer,
-        responses={201: EventOutputSerializer, 400: FIELD_ERRORS, 401: STAFF_ONLY, 403: STAFF_ONLY},
+        parameters=[RETRY_AFTER],
+        responses={
+            201: EventOutputSerializer,
+            400: FIELD_ERRORS,
+            401: STAFF_ONLY,
+            403: STAFF_ONLY,
+            429: _rate_limited("failed sign-in attempts"),
+        },
     )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
@@ -350,7 +413,15 @@ class EventUpdateApi(StaffApi):
         summary="Change an event (staff with `registrations.change_event`)",
         description="Only the fields given change. The capacity cannot drop below the seats already taken.",
         request=InputSerializer,
-        responses={200: EventOutputSerializer, 400: FIELD_ERRORS, 401: STAFF_ONLY, 403: STAFF_ONLY, 404: NOT_FOUND},
+        parameters=[RETRY_AFTER],
+        responses={
+            200: EventOutputSerializer,
+            400: FIELD_ERRORS,
+            401: STAFF_ONLY,
+            403: STAFF_ONLY,
+            404: NOT_FOUND,
+            429: _rate_limited("failed sign-in attempts"),
+        },
     )
     def patch(self, request: Request, slug: str) -> Response:
         event = _event_or_404(slug)
@@ -431,7 +502,17 @@ class RegistrationCreateApi(PublicApi):
             "follow asynchronously, so poll `status_url` (or the `Location` header) for the outcome.\n\n"
             "Send an `Idempotency-Key` to retry safely: within 24 hours the same key with the same body "
             "returns the first answer (a 202 or a 409) with `Idempotent-Replayed: true` and creates nothing; "
-            "the same key with another body is a 422. A 400 does not use a key up."
+            "the same key with another body is a 422. A 400 does not use a key up.\n\n"
+            "Registrations are rate-limited per client address, API and web form together "
+            "(`MICE_RATE_LIMIT_REGISTRATIONS`, 20 per 10 minutes by default): over the limit the answer is a "
+            "429 with `Retry-After`. Every valid request counts, whatever its answer, except one answered from "
+            "an earlier request's `Idempotency-Key` (a replay creates nothing, so it is neither counted nor "
+            "refused); a malformed body (not JSON, invalid fields) does not count, and a 429 does not use its "
+            "key up.\n\n"
+            "An address that already holds a registration for the event is a 409 `already_registered` whose "
+            "`detail` is the same generic text for everyone: it repeats neither the address nor anything of the "
+            "existing registration, and tells a genuine attendee to look for the confirmation e-mail or contact "
+            "the organiser."
         ),
         request=InputSerializer,
         parameters=[
@@ -445,6 +526,7 @@ class RegistrationCreateApi(PublicApi):
             OpenApiParameter(
                 "Location", OpenApiTypes.URI, OpenApiParameter.HEADER, response=[202], description="The status URL"
             ),
+            RETRY_AFTER,
             OpenApiParameter(
                 "Idempotent-Replayed",
                 OpenApiTypes.STR,
@@ -461,11 +543,15 @@ class RegistrationCreateApi(PublicApi):
                 "`payment_token` (on `payment_token`), or an invalid `Idempotency-Key` header.",
             ),
             409: OpenApiResponse(
-                RefusalSerializer, description="Refused: `code` is `sold_out`, `closed` or `already_registered`."
+                RefusalSerializer,
+                description="Refused: `code` is `sold_out`, `closed` or `already_registered` (this address already "
+                "holds a registration for the event; the `detail` never repeats the address or anything of that "
+                "registration).",
             ),
             422: OpenApiResponse(
                 RefusalSerializer, description="`code` is `idempotency_key_reused`: the key came with another body."
             ),
+            429: _rate_limited("registrations"),
         },
     )
     def post(self, request: Request) -> Response:
@@ -473,6 +559,10 @@ class RegistrationCreateApi(PublicApi):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        if key is None or not idempotent_answer_stored(key=f"api:{key}"):
+            verdict = rate_limit_hit(scope=Scope.REGISTRATIONS, client=client_address(request))
+            if not verdict.allowed:
+                raise RateLimited(verdict, "registrations")
         produce = self._producer(request, data)
         try:
             if key is None:
@@ -513,7 +603,7 @@ class RegistrationCreateApi(PublicApi):
                     raise serializers.ValidationError(
                         {_FIELD_REFUSALS[refusal.code]: [refusal.message]}, code=refusal.code
                     ) from None
-                return status.HTTP_409_CONFLICT, {"code": refusal.code, "detail": refusal.message}
+                return status.HTTP_409_CONFLICT, {"code": refusal.code, "detail": refusal_message(refusal)}
             status_url = request.build_absolute_uri(
                 reverse("api-registration-detail", kwargs={"registration_id": registration.id})
             )

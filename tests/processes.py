@@ -97,8 +97,10 @@ class System:
     def recorder(self) -> Process:
         return self.start("recorder", [sys.executable, "manage.py", "dead_letter_recorder"])
 
-    def web(self, *, workers: int = 2, threads: int = 8) -> str:
-        """gunicorn serving the project, as in production; returns its base URL once it answers."""
+    def web(self, *, workers: int = 2, threads: int = 8, **env: str) -> str:
+        """gunicorn serving the project, as in production; returns its base URL once it answers.
+
+        `env` overrides environment variables of this server only (e.g. a small rate limit)."""
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
@@ -114,7 +116,7 @@ class System:
             "--threads",
             str(threads),
         ]
-        process = self.start("web", argv, DJANGO_SETTINGS_MODULE="tests.settings")
+        process = self.start("web", argv, **{"DJANGO_SETTINGS_MODULE": "tests.settings", **env})
         url = f"http://127.0.0.1:{port}"
 
         def answers() -> bool:

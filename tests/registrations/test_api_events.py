@@ -219,6 +219,43 @@ def test_wrong_basic_credentials_are_refused(client, staff):
     assert not Event.objects.exists()
 
 
+def test_failed_basic_sign_ins_are_limited_per_address_then_429_even_with_the_right_password(client, staff, settings):
+    settings.MICE_RATE_LIMIT_LOGIN_FAILURES = "3/15m"
+    client.credentials(HTTP_AUTHORIZATION=basic_auth("organizer", "guess"))
+
+    guesses = [client.post("/api/events/", new_event_body(), format="json").status_code for _ in range(3)]
+    client.credentials(HTTP_AUTHORIZATION=basic_auth("organizer", PASSWORD))
+    limited = client.post("/api/events/", new_event_body(), format="json")
+    elsewhere = client.post("/api/events/", new_event_body(), format="json", REMOTE_ADDR="198.51.100.7")
+
+    assert guesses == [401, 401, 401]
+    assert limited.status_code == 429
+    retry_after = int(limited["Retry-After"])
+    assert 800 < retry_after <= 900
+    assert limited.json() == {
+        "code": "rate_limited",
+        "detail": f"Too many failed sign-in attempts from your network address. Try again in {retry_after} seconds.",
+    }
+    assert elsewhere.status_code == 201
+    assert Event.objects.count() == 1
+
+
+def test_successful_basic_sign_ins_do_not_count_as_failures(staff_client, settings):
+    settings.MICE_RATE_LIMIT_LOGIN_FAILURES = "2/15m"
+
+    answers = [staff_client.post("/api/events/", new_event_body(slug=f"e-{i}"), format="json") for i in range(5)]
+
+    assert [a.status_code for a in answers] == [201] * 5
+
+
+def test_public_endpoints_ignore_the_sign_in_limit(client, staff, settings):
+    settings.MICE_RATE_LIMIT_LOGIN_FAILURES = "1/15m"
+    client.credentials(HTTP_AUTHORIZATION=basic_auth("organizer", "guess"))
+    client.post("/api/events/", new_event_body(), format="json")
+
+    assert client.get("/api/events/").status_code == 200
+
+
 def test_staff_create_an_event_with_basic_auth(staff_client):
     response = staff_client.post("/api/events/", new_event_body(), format="json")
 
