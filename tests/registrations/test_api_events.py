@@ -248,6 +248,17 @@ def test_successful_basic_sign_ins_do_not_count_as_failures(staff_client, settin
     assert [a.status_code for a in answers] == [201] * 5
 
 
+@pytest.mark.parametrize("path", ["/api/schema/", "/api/docs/", "/api/events/", "/healthz"])
+def test_no_other_endpoint_checks_basic_passwords_outside_the_limit(client, staff, settings, path):
+    # An endpoint that answered 403 to a wrong password and 200 to the right one would be an unlimited oracle.
+    settings.MICE_RATE_LIMIT_LOGIN_FAILURES = "1/15m"
+    client.credentials(HTTP_AUTHORIZATION=basic_auth("organizer", "guess"))
+
+    answers = [client.get(path).status_code for _ in range(3)]
+
+    assert answers == [200, 200, 200]  # the header is not even looked at
+
+
 def test_public_endpoints_ignore_the_sign_in_limit(client, staff, settings):
     settings.MICE_RATE_LIMIT_LOGIN_FAILURES = "1/15m"
     client.credentials(HTTP_AUTHORIZATION=basic_auth("organizer", "guess"))
