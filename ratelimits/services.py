@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import time
 
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.db.models import F
 
 from ratelimits.models import Counter
 from ratelimits.rules import Scope, configured_rule
+
+log = logging.getLogger("mice.ratelimits")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,8 +75,18 @@ def rate_limit_hit(*, scope: Scope, client: str) -> Verdict:
 
 
 def rate_limit_release(*, verdict: Verdict) -> None:
-    """Take back an allowed hit that turned out not to count (a sign-in that succeeded)."""
-    if verdict.allowed and verdict.retry_after:
+    """Take back an allowed hit that turned out not to count (a sign-in that succeeded, a request that failed).
+
+    Best effort: if the database cannot be written (often the very reason the request failed), the hit
+    stays counted, which errs on the safe side; the error is logged, not raised over the request's own.
+    """
+    if not (verdict.allowed and verdict.retry_after):
+        return
+    try:
         Counter.objects.filter(
             scope=verdict.scope, client=verdict.client, window_start=verdict.window_start, hits__gt=0
         ).update(hits=F("hits") - 1)
+    except DatabaseError:
+        log.warning(
+            "rate limit hit not taken back", extra={"mice": {"scope": str(verdict.scope)}}, exc_info=True
+        )

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 
 from ratelimits.clients import client_address
 from ratelimits.rules import Scope
-from ratelimits.services import rate_limit_hit
+from ratelimits.services import Verdict, rate_limit_hit, rate_limit_release
 from registrations.apis.conventions import (
     FIELD_ERRORS,
     NOT_FOUND,
@@ -52,6 +52,12 @@ def _idempotency_key(request: Request) -> str | None:
             {IDEMPOTENCY_KEY_HEADER: ["Use 1 to 255 visible ASCII characters, e.g. a UUID."]}, code="invalid"
         )
     return key
+
+
+def _take_back(verdict: Verdict | None) -> None:
+    """Only requests that registered someone or were refused (409) count against the registration limit."""
+    if verdict is not None:
+        rate_limit_release(verdict=verdict)
 
 
 class RegistrationCreateApi(PublicApi):
@@ -93,10 +99,10 @@ class RegistrationCreateApi(PublicApi):
             "the same key with another body is a 422. A 400 does not use a key up.\n\n"
             "Registrations are rate-limited per client address, API and web form together "
             "(`MICE_RATE_LIMIT_REGISTRATIONS`, 20 per 10 minutes by default): over the limit the answer is a "
-            "429 with `Retry-After`. Every valid request counts, whatever its answer, except one answered from "
-            "an earlier request's `Idempotency-Key` (a replay creates nothing, so it is neither counted nor "
-            "refused); a malformed body (not JSON, invalid fields) does not count, and a 429 does not use its "
-            "key up.\n\n"
+            "429 with `Retry-After`. What counts is a request answered 202 or 409 (so probing addresses counts "
+            "too). A replay of an earlier request's `Idempotency-Key` creates nothing and is neither counted nor "
+            "refused; nor is a 400 or 422, nor a request the server failed to answer (5xx), so retrying it "
+            "with the same key is not charged twice. A 429 does not use its key up.\n\n"
             "An address that already holds a registration for the event is a 409 `already_registered` whose "
             "`detail` is the same generic text for everyone: it repeats neither the address nor anything of the "
             "existing registration, and tells a genuine attendee to look for the confirmation e-mail or contact "
@@ -147,6 +153,7 @@ class RegistrationCreateApi(PublicApi):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        verdict = None
         if key is None or not idempotent_answer_stored(key=f"api:{key}"):
             verdict = rate_limit_hit(scope=Scope.REGISTRATIONS, client=client_address(request))
             if not verdict.allowed:
@@ -160,11 +167,19 @@ class RegistrationCreateApi(PublicApi):
                     key=f"api:{key}", request_fingerprint=fingerprint(data), produce=produce
                 )
         except IdempotencyKeyReused:
+            _take_back(verdict)
             body = {
                 "code": "idempotency_key_reused",
                 "detail": "This Idempotency-Key was already used with a different request body.",
             }
             return Response(body, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+        except Exception:
+            # Nothing was registered: a 400 from the service (unknown event, no payment token), or the server
+            # failed (database unreachable, a bug). A client retrying it, with the same key, is not charged twice.
+            _take_back(verdict)
+            raise
+        if replayed:  # a concurrent request with the same key got there first: this one created nothing
+            _take_back(verdict)
         headers = {}
         if answer_status == status.HTTP_202_ACCEPTED:
             headers["Location"] = body["status_url"]

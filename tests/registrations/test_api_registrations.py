@@ -230,6 +230,26 @@ def test_invalid_input_is_not_counted(client, event, settings):
     assert register(client, attendee()).status_code == 202
 
 
+def test_requests_the_service_refuses_as_bad_input_are_not_counted(client, event, settings):
+    settings.MICE_RATE_LIMIT_REGISTRATIONS = "1/1h"
+
+    unknown = [register(client, attendee("no-such-event")).status_code for _ in range(3)]
+    no_token = register(client, attendee(payment_token="")).status_code
+
+    assert (unknown, no_token) == ([400, 400, 400], 400)
+    assert register(client, attendee()).status_code == 202
+
+
+def test_the_same_key_sent_again_with_another_body_is_not_counted(client, event, settings):
+    settings.MICE_RATE_LIMIT_REGISTRATIONS = "2/1h"
+    register(client, attendee(), key="k")
+
+    reused = [register(client, attendee(first_name="Other"), key="k").status_code for _ in range(3)]
+
+    assert reused == [422, 422, 422]
+    assert register(client, attendee(email="grace@example.com")).status_code == 202
+
+
 def test_replays_with_the_same_idempotency_key_are_not_counted_nor_refused(client, event, settings):
     settings.MICE_RATE_LIMIT_REGISTRATIONS = "2/1h"
     key = str(uuid.uuid4())
