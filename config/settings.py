@@ -47,7 +47,7 @@ if _proxy_ssl_header:
     SECURE_PROXY_SSL_HEADER = (_header.strip(), _value.strip())
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.apps.AdminConfig",  # django.contrib.admin, on a site whose login is rate-limited
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "invoicing",
     "notifications",
     "analytics",
+    "ratelimits",
 ]
 
 MIDDLEWARE = [
@@ -141,10 +142,9 @@ ANYMAIL = {k[len("ANYMAIL_") :]: v for k, v in os.environ.items() if k.startswit
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
-    ],
+    # No HTTP Basic by default: the staff API sets its own, rate-limited one; anywhere else (the schema, the
+    # docs) a Basic header checked without a limit would be a free password oracle.
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
@@ -165,6 +165,14 @@ DEFAULT_VAT_RATE = os.environ.get("DEFAULT_VAT_RATE", "20.00")  # percent, for e
 PAYMENT_GATEWAY = os.environ.get("PAYMENT_GATEWAY", "invoicing.gateways.SandboxGateway")
 SANDBOX_GATEWAY_PATH = os.environ.get("SANDBOX_GATEWAY_PATH", str(BASE_DIR / "var" / "sandbox-gateway.sqlite3"))
 IDEMPOTENCY_KEY_TTL_HOURS = 24
+
+# --- Rate limits (README: configuration) ---------------------------------------------------------
+# Per client address, counted in the database so that every web process shares them ("<count>/<period>",
+# units s, m, h, d; or "off"). Registrations: API and web form together. Failed sign-ins: HTTP Basic on the
+# API and the admin login together. X-Forwarded-For is believed only as far as MICE_TRUSTED_PROXIES says.
+MICE_RATE_LIMIT_REGISTRATIONS = os.environ.get("MICE_RATE_LIMIT_REGISTRATIONS", "20/10m")
+MICE_RATE_LIMIT_LOGIN_FAILURES = os.environ.get("MICE_RATE_LIMIT_LOGIN_FAILURES", "10/15m")
+MICE_TRUSTED_PROXIES = int(os.environ.get("MICE_TRUSTED_PROXIES", "0"))
 
 # --- Messaging ---------------------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")

@@ -2,7 +2,8 @@
 
 from django.urls import URLPattern, path
 
-from registrations.apis import EventCollectionApi, EventItemApi, RegistrationCreateApi, RegistrationDetailApi
+from registrations.apis.events import EventCollectionApi, EventItemApi
+from registrations.apis.registrations import RegistrationCreateApi, RegistrationDetailApi
 
 urlpatterns: list[URLPattern] = [
     path("events/", EventCollectionApi.as_view(), name="api-events"),

@@ -55,6 +55,13 @@ def idempotent_call(
     return status, body, False
 
 
+def idempotent_answer_stored(*, key: str) -> bool:
+    """Whether a request with this key would be answered from the record (a replay, or a 422): it creates
+    nothing, so rate limits need not count it."""
+    cutoff = timezone.now() - dt.timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
+    return IdempotencyRecord.objects.filter(key=key, created_at__gte=cutoff).exists()
+
+
 def idempotency_purge() -> int:
     """Delete records past their TTL (`python manage.py purge_idempotency_keys`, e.g. hourly from cron)."""
     cutoff = timezone.now() - dt.timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)

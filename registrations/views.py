@@ -11,9 +11,13 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
+from ratelimits.clients import client_address
+from ratelimits.rules import Scope
+from ratelimits.services import Verdict, rate_limit_hit, rate_limit_release
 from registrations.forms import RegistrationForm
-from registrations.idempotency import IdempotencyKeyReused, fingerprint, idempotent_call
+from registrations.idempotency import IdempotencyKeyReused, fingerprint, idempotent_answer_stored, idempotent_call
 from registrations.models import Event, Registration
+from registrations.refusals import refusal_message
 from registrations.selectors import event_get, event_list_upcoming, registration_get
 from registrations.services import RegistrationRefused, registration_create
 
@@ -91,21 +95,41 @@ def registration_form(request: HttpRequest, slug: str) -> HttpResponse:
     # Whatever happened to the event since the form was rendered, the service has the last word;
     # a replayed submission gets the first one's answer even if the event has sold out meanwhile.
     data = form.registration_data()
+    key = f"form:{form.cleaned_data['submission_token']}"
+    # Rate-limited per address like the API; a resubmitted form whose answer is stored creates nothing, so it
+    # is neither counted nor refused.
+    verdict = None
+    if not idempotent_answer_stored(key=key):
+        verdict = rate_limit_hit(scope=Scope.REGISTRATIONS, client=client_address(request))
+        if not verdict.allowed:
+            minutes = verdict.retry_after_minutes
+            form.add_error(
+                None,
+                "Too many registrations were sent from your network address. "
+                f"Please try again in {minutes} minute{'s' if minutes != 1 else ''}.",
+            )
+            response = _render_form(request, form, status=429)
+            response["Retry-After"] = str(verdict.retry_after)
+            return response
 
     def produce() -> tuple[int, dict[str, Any]]:
         registration = registration_create(**data)
         return 303, {"id": str(registration.id)}
 
     try:
-        _, body, _ = idempotent_call(
-            key=f"form:{form.cleaned_data['submission_token']}", request_fingerprint=fingerprint(data), produce=produce
-        )
+        _, body, replayed = idempotent_call(key=key, request_fingerprint=fingerprint(data), produce=produce)
     except RegistrationRefused as refusal:
-        form.add_error(None, refusal.message)
+        form.add_error(None, refusal_message(refusal))
         return _render_form(request, form, status=409)
     except IdempotencyKeyReused:
+        _take_back(verdict)
         form.add_error(None, "This form was already submitted, with different details.")
         return _render_form(request, form, status=409, already_submitted=True)
+    except Exception:
+        _take_back(verdict)  # nothing was registered (the server failed): trying again is not charged twice
+        raise
+    if replayed:  # the same form sent twice at once: the other request registered, this one created nothing
+        _take_back(verdict)
     return HttpResponseSeeOther(reverse("pages:registration_detail", args=[body["id"]]))
 
 
@@ -126,6 +150,12 @@ def registration_detail(request: HttpRequest, registration_id: str) -> HttpRespo
     response = render(request, "registrations/registration_detail.html", context)
     response["Cache-Control"] = "no-store"  # the status changes by itself; never show a stale copy
     return response
+
+
+def _take_back(verdict: Verdict | None) -> None:
+    """Only submissions that registered someone or were refused count against the registration limit."""
+    if verdict is not None:
+        rate_limit_release(verdict=verdict)
 
 
 def _render_form(

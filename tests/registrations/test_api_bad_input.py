@@ -6,7 +6,7 @@ import random
 import string
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from rest_framework.test import APIClient
 
 from mice.models import OutboxMessage
@@ -288,7 +288,8 @@ def test_odd_bytes_in_paths_are_json_404s(client, path):
     ],
 )
 def test_bad_event_changes_are_400s(client, event, body):
-    User.objects.create_user("organizer", password="pw-organizer", is_staff=True)
+    organizer = User.objects.create_user("organizer", password="pw-organizer", is_staff=True)
+    organizer.user_permissions.set(Permission.objects.filter(codename="change_event"))
     client.credentials(HTTP_AUTHORIZATION="Basic " + base64.b64encode(b"organizer:pw-organizer").decode())
     before = Event.objects.values().get()
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 from django.conf import settings
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, Permission, User
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -24,9 +24,18 @@ def client():
     return APIClient()
 
 
+def staff_user(username, *permissions):
+    """A staff account holding the given model permissions of the registrations app (codenames)."""
+    user = User.objects.create_user(username, password=PASSWORD, is_staff=True)
+    granted = Permission.objects.filter(content_type__app_label="registrations", codename__in=permissions)
+    user.user_permissions.set(granted)
+    return user
+
+
 @pytest.fixture
 def staff():
-    return User.objects.create_user("organizer", password=PASSWORD, is_staff=True)
+    """An organizer: staff, allowed to add and change events (as admin requires for the same)."""
+    return staff_user("organizer", "add_event", "change_event")
 
 
 @pytest.fixture
@@ -139,6 +148,68 @@ def test_a_user_who_is_not_staff_cannot_create_an_event(client, attendee_user):
     assert not Event.objects.exists()
 
 
+def test_staff_without_the_event_permissions_can_neither_create_nor_change_events(client):
+    # given: a staff account (it may sign in to admin) that holds no permission on events
+    staff_user("helpdesk", "view_event", "view_registration")
+    event = make_event(name="Unchanged")
+    client.credentials(HTTP_AUTHORIZATION=basic_auth("helpdesk", PASSWORD))
+
+    # when
+    created = client.post("/api/events/", new_event_body(), format="json")
+    changed = client.patch(f"/api/events/{event.slug}/", {"name": "Hacked"}, format="json")
+
+    # then
+    assert (created.status_code, changed.status_code) == (403, 403)
+    assert created.json() == changed.json() == {"detail": "You do not have permission to perform this action."}
+    assert list(Event.objects.values_list("slug", "name")) == [(event.slug, "Unchanged")]
+
+
+def test_staff_with_their_session_need_the_permissions_too(client):
+    client.force_login(staff_user("helpdesk"))
+
+    created = client.post("/api/events/", new_event_body(), format="json")
+
+    assert created.status_code == 403
+    assert not Event.objects.exists()
+
+
+def test_adding_and_changing_are_separate_permissions(client):
+    staff_user("creator", "add_event")
+    staff_user("editor", "change_event")
+    creator, editor = APIClient(), APIClient()
+    creator.credentials(HTTP_AUTHORIZATION=basic_auth("creator", PASSWORD))
+    editor.credentials(HTTP_AUTHORIZATION=basic_auth("editor", PASSWORD))
+
+    created_by_creator = creator.post("/api/events/", new_event_body(), format="json")
+    changed_by_creator = creator.patch("/api/events/djangocon-2027/", {"name": "By creator"}, format="json")
+    created_by_editor = editor.post("/api/events/", new_event_body(slug="other"), format="json")
+    changed_by_editor = editor.patch("/api/events/djangocon-2027/", {"name": "By editor"}, format="json")
+
+    assert (created_by_creator.status_code, changed_by_creator.status_code) == (201, 403)
+    assert (created_by_editor.status_code, changed_by_editor.status_code) == (403, 200)
+    assert list(Event.objects.values_list("slug", "name")) == [("djangocon-2027", "By editor")]
+
+
+def test_the_permissions_come_from_a_group_as_well(client):
+    organizers = Group.objects.create(name="organizers")
+    organizers.permissions.set(Permission.objects.filter(codename__in=["add_event", "change_event"]))
+    staff_user("member").groups.add(organizers)
+    client.credentials(HTTP_AUTHORIZATION=basic_auth("member", PASSWORD))
+
+    assert client.post("/api/events/", new_event_body(), format="json").status_code == 201
+
+
+def test_a_superuser_needs_no_explicit_permission(client):
+    User.objects.create_superuser("root", password=PASSWORD)
+    client.credentials(HTTP_AUTHORIZATION=basic_auth("root", PASSWORD))
+
+    created = client.post("/api/events/", new_event_body(), format="json")
+    changed = client.patch("/api/events/djangocon-2027/", {"capacity": 301}, format="json")
+
+    assert (created.status_code, changed.status_code) == (201, 200)
+    assert Event.objects.get().capacity == 301
+
+
 def test_wrong_basic_credentials_are_refused(client, staff):
     client.credentials(HTTP_AUTHORIZATION=basic_auth("organizer", "wrong"))
 
@@ -146,6 +217,54 @@ def test_wrong_basic_credentials_are_refused(client, staff):
 
     assert response.status_code == 401
     assert not Event.objects.exists()
+
+
+def test_failed_basic_sign_ins_are_limited_per_address_then_429_even_with_the_right_password(client, staff, settings):
+    settings.MICE_RATE_LIMIT_LOGIN_FAILURES = "3/15m"
+    client.credentials(HTTP_AUTHORIZATION=basic_auth("organizer", "guess"))
+
+    guesses = [client.post("/api/events/", new_event_body(), format="json").status_code for _ in range(3)]
+    client.credentials(HTTP_AUTHORIZATION=basic_auth("organizer", PASSWORD))
+    limited = client.post("/api/events/", new_event_body(), format="json")
+    elsewhere = client.post("/api/events/", new_event_body(), format="json", REMOTE_ADDR="198.51.100.7")
+
+    assert guesses == [401, 401, 401]
+    assert limited.status_code == 429
+    retry_after = int(limited["Retry-After"])
+    assert 800 < retry_after <= 900
+    assert limited.json() == {
+        "code": "rate_limited",
+        "detail": f"Too many failed sign-in attempts from your network address. Try again in {retry_after} seconds.",
+    }
+    assert elsewhere.status_code == 201
+    assert Event.objects.count() == 1
+
+
+def test_successful_basic_sign_ins_do_not_count_as_failures(staff_client, settings):
+    settings.MICE_RATE_LIMIT_LOGIN_FAILURES = "2/15m"
+
+    answers = [staff_client.post("/api/events/", new_event_body(slug=f"e-{i}"), format="json") for i in range(5)]
+
+    assert [a.status_code for a in answers] == [201] * 5
+
+
+@pytest.mark.parametrize("path", ["/api/schema/", "/api/docs/", "/api/events/", "/healthz"])
+def test_no_other_endpoint_checks_basic_passwords_outside_the_limit(client, staff, settings, path):
+    # An endpoint that answered 403 to a wrong password and 200 to the right one would be an unlimited oracle.
+    settings.MICE_RATE_LIMIT_LOGIN_FAILURES = "1/15m"
+    client.credentials(HTTP_AUTHORIZATION=basic_auth("organizer", "guess"))
+
+    answers = [client.get(path).status_code for _ in range(3)]
+
+    assert answers == [200, 200, 200]  # the header is not even looked at
+
+
+def test_public_endpoints_ignore_the_sign_in_limit(client, staff, settings):
+    settings.MICE_RATE_LIMIT_LOGIN_FAILURES = "1/15m"
+    client.credentials(HTTP_AUTHORIZATION=basic_auth("organizer", "guess"))
+    client.post("/api/events/", new_event_body(), format="json")
+
+    assert client.get("/api/events/").status_code == 200
 
 
 def test_staff_create_an_event_with_basic_auth(staff_client):

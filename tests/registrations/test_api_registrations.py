@@ -44,9 +44,9 @@ def attendee(event_slug="pycon-2027", **overrides):
     return body
 
 
-def register(client, body, key=None):
+def register(client, body, key=None, **extra):
     headers = {} if key is None else {"HTTP_IDEMPOTENCY_KEY": key}
-    return client.post(URL, body, format="json", **headers)
+    return client.post(URL, body, format="json", **headers, **extra)
 
 
 # --- the 202 ---------------------------------------------------------------------------------------
@@ -170,6 +170,129 @@ def test_registering_twice_is_a_409_whatever_the_case_of_the_email(client, event
     assert response.status_code == 409
     assert response.json()["code"] == "already_registered"
     assert Registration.objects.count() == 1
+
+
+def test_the_already_registered_refusal_tells_nothing_of_the_address_or_its_registration(client, event):
+    first = register(client, attendee(email="ada@example.com", first_name="Augusta")).json()
+
+    body = register(client, attendee(email="ada@example.com")).json()
+
+    assert set(body) == {"code", "detail"}
+    assert body["code"] == "already_registered"
+    for secret in ("ada@example.com", "ada", "Augusta", "Lovelace", first["id"], "pending", event.name):
+        assert secret.lower() not in body["detail"].lower()
+    # and it still tells a genuine attendee what to do
+    assert "inbox" in body["detail"] and "organiser" in body["detail"]
+
+
+# --- rate limits (the same limits across processes: test_api_rate_limits.py) ---------------------------
+
+
+def test_an_address_gets_a_limited_number_of_registrations_then_a_429(client, event, settings):
+    settings.MICE_RATE_LIMIT_REGISTRATIONS = "3/1h"
+
+    accepted = [register(client, attendee(email=f"a{i}@example.com")).status_code for i in range(3)]
+    refused = register(client, attendee(email="a4@example.com"))
+    elsewhere = register(client, attendee(email="b@example.com"), REMOTE_ADDR="198.51.100.7")
+
+    assert accepted == [202, 202, 202]
+    assert refused.status_code == 429
+    retry_after = int(refused["Retry-After"])
+    assert 3500 < retry_after <= 3600
+    assert refused.json() == {
+        "code": "rate_limited",
+        "detail": f"Too many registrations from your network address. Try again in {retry_after} seconds.",
+    }
+    assert elsewhere.status_code == 202
+    assert set(Registration.objects.values_list("email", flat=True)) == {
+        "a0@example.com",
+        "a1@example.com",
+        "a2@example.com",
+        "b@example.com",
+    }
+
+
+def test_refusals_count_too_so_addresses_cannot_be_probed_without_limit(client, event, settings):
+    settings.MICE_RATE_LIMIT_REGISTRATIONS = "2/1h"
+    register(client, attendee(email="ada@example.com"))
+
+    probe = register(client, attendee(email="ada@example.com"))
+    limited = register(client, attendee(email="ada@example.com"))
+
+    assert (probe.status_code, limited.status_code) == (409, 429)
+    assert limited.json()["code"] == "rate_limited"
+
+
+def test_invalid_input_is_not_counted(client, event, settings):
+    settings.MICE_RATE_LIMIT_REGISTRATIONS = "1/1h"
+
+    invalid = [register(client, attendee(email="not-an-address")).status_code for _ in range(3)]
+
+    assert invalid == [400, 400, 400]
+    assert register(client, attendee()).status_code == 202
+
+
+def test_requests_the_service_refuses_as_bad_input_are_not_counted(client, event, settings):
+    settings.MICE_RATE_LIMIT_REGISTRATIONS = "1/1h"
+
+    unknown = [register(client, attendee("no-such-event")).status_code for _ in range(3)]
+    no_token = register(client, attendee(payment_token="")).status_code
+
+    assert (unknown, no_token) == ([400, 400, 400], 400)
+    assert register(client, attendee()).status_code == 202
+
+
+def test_the_same_key_sent_again_with_another_body_is_not_counted(client, event, settings):
+    settings.MICE_RATE_LIMIT_REGISTRATIONS = "2/1h"
+    register(client, attendee(), key="k")
+
+    reused = [register(client, attendee(first_name="Other"), key="k").status_code for _ in range(3)]
+
+    assert reused == [422, 422, 422]
+    assert register(client, attendee(email="grace@example.com")).status_code == 202
+
+
+def test_replays_with_the_same_idempotency_key_are_not_counted_nor_refused(client, event, settings):
+    settings.MICE_RATE_LIMIT_REGISTRATIONS = "2/1h"
+    key = str(uuid.uuid4())
+    first = register(client, attendee(), key=key)
+
+    replays = [register(client, attendee(), key=key) for _ in range(5)]
+    second = register(client, attendee(email="grace@example.com"))
+    limited = register(client, attendee(email="hopper@example.com"), key="fresh-key")
+    replay_while_limited = register(client, attendee(), key=key)
+
+    assert first.status_code == second.status_code == 202
+    assert {(r.status_code, r["Idempotent-Replayed"]) for r in replays} == {(202, "true")}
+    assert limited.status_code == 429
+    assert (replay_while_limited.status_code, replay_while_limited.json()) == (202, first.json())
+    # The 429 did not use its key up: once the window is over, the same key registers.
+    assert not IdempotencyRecord.objects.filter(key="api:fresh-key").exists()
+    assert Registration.objects.count() == 2
+
+
+def test_a_forwarded_for_header_is_ignored_when_no_proxy_is_trusted(client, event, settings):
+    settings.MICE_RATE_LIMIT_REGISTRATIONS = "1/1h"
+
+    first = register(client, attendee(email="a@example.com"), HTTP_X_FORWARDED_FOR="203.0.113.1")
+    forged = register(client, attendee(email="b@example.com"), HTTP_X_FORWARDED_FOR="203.0.113.2")
+
+    assert (first.status_code, forged.status_code) == (202, 429)
+
+
+def test_behind_trusted_proxies_the_address_they_forwarded_is_the_client(client, event, settings):
+    settings.MICE_RATE_LIMIT_REGISTRATIONS = "1/1h"
+    settings.MICE_TRUSTED_PROXIES = 1
+    proxy = {"REMOTE_ADDR": "10.0.0.5"}
+
+    first = register(client, attendee(email="a@example.com"), HTTP_X_FORWARDED_FOR="198.51.100.1", **proxy)
+    # The client can put anything in the header; only the entry our proxy appended is believed.
+    forged = register(
+        client, attendee(email="b@example.com"), HTTP_X_FORWARDED_FOR="203.0.113.9, 198.51.100.1", **proxy
+    )
+    other_client = register(client, attendee(email="c@example.com"), HTTP_X_FORWARDED_FOR="198.51.100.2", **proxy)
+
+    assert (first.status_code, forged.status_code, other_client.status_code) == (202, 429, 202)
 
 
 def test_after_a_cancellation_the_same_email_may_register_again(client, event):
@@ -353,7 +476,9 @@ def test_the_openapi_schema_documents_the_registration_endpoints(client):
     schema = response.json()
     assert schema["openapi"].startswith("3.")
     create = schema["paths"]["/api/registrations/"]["post"]
-    assert {"202", "400", "409", "422"} <= set(create["responses"])
+    assert {"202", "400", "409", "422", "429"} <= set(create["responses"])
+    assert "Retry-After" in create["responses"]["429"]["headers"]
+    assert "already_registered" in create["responses"]["409"]["description"]
     assert "Idempotency-Key" in [p["name"] for p in create["parameters"] if p["in"] == "header"]
     assert "Location" in create["responses"]["202"]["headers"]
     assert "get" in schema["paths"]["/api/registrations/{registration_id}/"]

@@ -405,6 +405,11 @@ def test_closed_between_render_and_submit_re_renders_the_form_with_the_refusal(c
     assert f"Registration for {event.name} is closed." in response.content.decode()
 
 
+def form_errors(html):
+    match = re.search(r'<ul class="errorlist nonfield" id="form-errors">(.*?)</ul>', html, re.S)
+    return html_lib.unescape(re.sub(r"<[^>]+>", " ", match.group(1))).strip() if match else ""
+
+
 def test_an_address_already_registered_is_refused_and_can_then_be_corrected(client):
     event = make_event()
     client.post(form_url(event), attendee(email="ada@example.com"))
@@ -414,10 +419,65 @@ def test_an_address_already_registered_is_refused_and_can_then_be_corrected(clie
     corrected = client.post(form_url(event), {**data, "email": "ada.lovelace@example.com"})
 
     assert refused.status_code == 409
-    assert "ADA@example.com is already registered" in refused.content.decode()
+    # The refusal does not repeat the address (nor anything of the registration it already has), and tells a
+    # genuine attendee where to look.
+    message = form_errors(refused.content.decode())
+    assert message == (
+        "This e-mail address cannot be registered again for this event. If you registered earlier, "
+        "check your inbox (and spam folder) for the confirmation, or contact the organiser. "
+        "To register someone else, use their own e-mail address."
+    )
     # The refusal stored nothing under the token, so the same form can be fixed and sent again.
     assert corrected.status_code == 303
     assert Registration.objects.count() == 2
+
+
+# --- rate limits ---------------------------------------------------------------------------------------
+
+
+def test_the_form_takes_a_limited_number_of_registrations_per_address_then_says_when_to_come_back(client, settings):
+    settings.MICE_RATE_LIMIT_REGISTRATIONS = "2/1h"
+    event = make_event()
+    first = attendee(email="a@example.com")
+
+    accepted = [client.post(form_url(event), data) for data in (first, attendee(email="b@example.com"))]
+    limited = client.post(form_url(event), attendee(email="c@example.com", first_name="Grace"))
+    resubmitted = client.post(form_url(event), first)  # back-and-resubmit of the first form: its answer again
+
+    assert [a.status_code for a in accepted] == [303, 303]
+    assert limited.status_code == 429
+    assert 3500 < int(limited["Retry-After"]) <= 3600
+    page = limited.content.decode()
+    assert form_errors(page) == (
+        "Too many registrations were sent from your network address. Please try again in 60 minutes."
+    )
+    assert 'value="Grace"' in input_tag(page, "first_name")  # nothing typed is lost
+    assert (resubmitted.status_code, resubmitted["Location"]) == (303, accepted[0]["Location"])
+    assert Registration.objects.count() == 2
+
+
+def test_the_form_and_the_api_share_one_limit_per_address(client, settings):
+    settings.MICE_RATE_LIMIT_REGISTRATIONS = "1/1h"
+    event = make_event()
+    api = client.post(
+        "/api/registrations/",
+        {"event": event.slug, "first_name": "A", "last_name": "B", "email": "a@ex.com", "payment_token": "tok_visa"},
+        content_type="application/json",
+    )
+
+    form = client.post(form_url(event), attendee(email="b@example.com"))
+
+    assert (api.status_code, form.status_code) == (202, 429)
+
+
+def test_an_invalid_form_is_not_counted(client, settings):
+    settings.MICE_RATE_LIMIT_REGISTRATIONS = "1/1h"
+    event = make_event()
+
+    invalid = [client.post(form_url(event), attendee(email="nope")).status_code for _ in range(3)]
+
+    assert invalid == [422, 422, 422]
+    assert client.post(form_url(event), attendee()).status_code == 303
 
 
 # --- the status page ------------------------------------------------------------------------------------

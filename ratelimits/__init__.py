@@ -1,0 +1,1 @@
+"""Rate limits per client address, counted in the database so that every web process shares them."""
