@@ -172,7 +172,9 @@ IDEMPOTENCY_KEY_TTL_HOURS = 24
 # API and the admin login together. X-Forwarded-For is believed only as far as MICE_TRUSTED_PROXIES says.
 MICE_RATE_LIMIT_REGISTRATIONS = os.environ.get("MICE_RATE_LIMIT_REGISTRATIONS", "20/10m")
 MICE_RATE_LIMIT_LOGIN_FAILURES = os.environ.get("MICE_RATE_LIMIT_LOGIN_FAILURES", "10/15m")
-MICE_TRUSTED_PROXIES = int(os.environ.get("MICE_TRUSTED_PROXIES", "0"))
+# Production (DEBUG off) assumes one TLS proxy in front, as SECURE_PROXY_SSL_HEADER does: without it every
+# client would count as the proxy's address, and one address's failed sign-ins would lock out everyone.
+MICE_TRUSTED_PROXIES = int(os.environ.get("MICE_TRUSTED_PROXIES", "0" if DEBUG else "1"))
 
 # --- Messaging ---------------------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")

@@ -1,8 +1,16 @@
 """The saga's registration side: a payment outcome confirms, or cancels and gives the seat back."""
 
-from mice.consumers import subscribe
+from mice.consumers import RetryPolicy, subscribe
 from mice.events import Event
-from registrations.services import registration_cancel, registration_confirm, registration_expire
+from registrations.services import (
+    registration_cancel,
+    registration_confirm,
+    registration_expire,
+    registration_schedule_payment_deadline,
+)
+
+# The saga's timeout must outlast a database failover: retried for about half an hour, not seconds.
+PATIENT = RetryPolicy(attempts=12, backoff=2.0, cap=300.0)
 
 
 @subscribe("payment.succeeded")
@@ -18,7 +26,13 @@ def cancel_unpaid_registration(event: Event) -> None:
     )
 
 
-@subscribe("registration.payment_deadline_reached")
+@subscribe("registration.created", retry=PATIENT)
+def schedule_payment_deadline(event: Event) -> None:
+    """A no-op for registrations made by this code; gives one made by older code its payment deadline."""
+    registration_schedule_payment_deadline(registration_id=event.data["registration_id"])
+
+
+@subscribe("registration.payment_deadline_reached", retry=PATIENT)
 def cancel_registration_past_payment_deadline(event: Event) -> None:
     """The saga's timeout: no registration stays pending (and holds a seat) whatever became of its charge."""
     registration_expire(registration_id=event.data["registration_id"])

@@ -40,6 +40,7 @@ class Event(models.Model):
     registration_closes_at = models.DateTimeField()
     payment_deadline_seconds = models.PositiveIntegerField(
         default=DEFAULT_PAYMENT_DEADLINE_SECONDS,
+        db_default=DEFAULT_PAYMENT_DEADLINE_SECONDS,  # old code inserting events during the deploy omits it
         validators=[MinValueValidator(1)],
         help_text="Seconds a registration has to be paid; unpaid by then, it is cancelled and its seat released.",
     )

@@ -178,6 +178,34 @@ def registration_cancel(*, registration_id: uuid.UUID | str, reason: str, only_p
     return registration
 
 
+def registration_schedule_payment_deadline(*, registration_id: uuid.UUID | str) -> Registration:
+    """Give a pending registration that has none its payment deadline (the saga's timeout), once.
+
+    `registration_create` sets the deadline itself; this catches registrations made by older code that did
+    not (a web process still running during the deploy that introduced deadlines).
+    """
+    with transaction.atomic():
+        registration = (
+            Registration.objects.select_for_update(of=("self",)).select_related("event").get(id=registration_id)
+        )
+        if registration.status != Registration.Status.PENDING or registration.payment_due_at is not None:
+            return registration
+        registration.payment_due_at = timezone.now() + dt.timedelta(seconds=registration.event.payment_deadline_seconds)
+        registration.save(update_fields=["payment_due_at", "updated_at"])
+        emit(
+            REGISTRATION_PAYMENT_DEADLINE_REACHED,
+            subject=str(registration.id),
+            data=payloads.registration_payment_deadline_reached(registration),
+            correlation_id=str(registration.id),
+            deliver_at=registration.payment_due_at,
+        )
+    log.info(
+        "payment deadline scheduled",
+        extra={"mice": {"registration_id": str(registration.id), "payment_due_at": str(registration.payment_due_at)}},
+    )
+    return registration
+
+
 def registration_expire(*, registration_id: uuid.UUID | str) -> Registration:
     """At the payment deadline: cancel the registration if it is still pending and its charge has not succeeded.
 

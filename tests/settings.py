@@ -7,6 +7,8 @@ os.environ.setdefault("SECRET_KEY", "tests-only-" + os.urandom(24).hex())
 # Many tests register hundreds of attendees from 127.0.0.1: a limit far above that, for this process and the
 # servers it starts (they inherit the environment). The limits' own tests set small ones explicitly.
 os.environ.setdefault("MICE_RATE_LIMIT_REGISTRATIONS", "1000000/1h")
+# Test clients connect directly: no proxy in front, so a forged X-Forwarded-For must be ignored.
+os.environ.setdefault("MICE_TRUSTED_PROXIES", "0")
 
 from config.settings import *  # noqa: F403
 from config.settings import INSTALLED_APPS, STORAGES

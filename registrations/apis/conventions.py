@@ -19,6 +19,7 @@ from typing import IO, Any, ClassVar
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpRequest
+from drf_spectacular.authentication import BasicScheme
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers, status
@@ -254,6 +255,13 @@ class RateLimitedBasicAuthentication(BasicAuthentication):
         user_and_auth = super().authenticate_credentials(userid, password, request)  # a failure raises: it counts
         rate_limit_release(verdict=verdict)
         return user_and_auth
+
+
+class RateLimitedBasicScheme(BasicScheme):
+    """In the OpenAPI document it is plain HTTP Basic (the 429 is documented on each operation)."""
+
+    target_class = "registrations.apis.conventions.RateLimitedBasicAuthentication"
+
 
 
 class StaffApi(JsonApi):

@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='event',
             name='payment_deadline_seconds',
-            field=models.PositiveIntegerField(default=1800, help_text='Seconds a registration has to be paid; unpaid by then, it is cancelled and its seat released.', validators=[django.core.validators.MinValueValidator(1)]),
+            field=models.PositiveIntegerField(db_default=1800, default=1800, help_text='Seconds a registration has to be paid; unpaid by then, it is cancelled and its seat released.', validators=[django.core.validators.MinValueValidator(1)]),
         ),
         migrations.AddField(
             model_name='registration',

@@ -1,13 +1,16 @@
 """The saga's timeout: a registration unpaid by its event's payment deadline is cancelled and its seat released."""
 
 import datetime as dt
+import importlib
 import sqlite3
 
 import pytest
+from django.apps import apps as django_apps
 from django.conf import settings
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from invoicing.gateways import SandboxGateway
 from invoicing.models import Charge
@@ -156,3 +159,50 @@ def test_staff_without_the_permission_cannot_cancel(staff_client):
     assert "cancel_registrations" not in page.content.decode()
     assert response.status_code in (200, 302)
     assert Registration.objects.get(pk=registration.pk).status == "pending"
+
+
+def made_by_older_code(registration):
+    """A pending registration as code from before payment deadlines left it: no due time, no deadline event."""
+    Registration.objects.filter(pk=registration.pk).update(payment_due_at=None)
+    OutboxMessage.objects.filter(event_type="registration.payment_deadline_reached").delete()
+
+
+def deadline_rows(registration):
+    return OutboxMessage.objects.filter(
+        event_type="registration.payment_deadline_reached", correlation_id=str(registration.id)
+    )
+
+
+def test_a_registration_made_by_older_code_gets_its_deadline_from_the_created_event(system):
+    event = make_event(price="50.00", payment_deadline_seconds=3)
+    registration = register(event)
+    made_by_older_code(registration)
+    system.worker(exclude=("invoicing.charge_registration",))
+    system.relay()
+    # its registration.created reaches the deadline scheduler, and the deadline then cancels it
+    wait_until(lambda: deadline_rows(registration).count() == 1, timeout=60, what="a deadline scheduled")
+    left_pending(registration)
+    registration.refresh_from_db()
+    assert registration.status == "cancelled" and registration.cancellation_reason == "payment_deadline_passed"
+    assert deadline_rows(registration).count() == 1
+
+
+def test_the_deploy_gives_registrations_pending_before_it_a_deadline_once():
+    event = make_event(price="50.00", payment_deadline_seconds=600)
+    pending, confirmed = register(event), register(event, email="grace@example.com")
+    registration_confirm(registration_id=confirmed.id)
+    made_by_older_code(pending)
+    Registration.objects.filter(pk=confirmed.pk).update(payment_due_at=None)
+    backfill = importlib.import_module("registrations.migrations.0005_backfill_payment_deadlines")
+
+    backfill.forwards(django_apps, None)
+    backfill.forwards(django_apps, None)  # run again (e.g. a re-applied migration): still one deadline
+
+    pending.refresh_from_db()
+    row = deadline_rows(pending).get()
+    assert row.available_at == pending.payment_due_at > timezone.now() + dt.timedelta(seconds=590)
+    assert row.envelope["data"] == {
+        "registration_id": str(pending.id),
+        "payment_due_at": pending.payment_due_at.isoformat(),
+    }
+    assert not deadline_rows(confirmed).exists()
