@@ -11,7 +11,7 @@ from typing import Any
 
 from django.db import transaction
 
-from mice.events import Event
+from mice.events import EVENT_TYPES, Event
 from mice.models import DeadLetter, DeadLetterAction, HandlerFailure
 from mice.outbox import outbox_store
 
@@ -51,6 +51,9 @@ def dead_letter_record(*, body: bytes | str, headers: Mapping[str, Any], routing
     reason = str(last_death.get("reason") or headers.get("x-last-death-reason") or "")
     routing_keys = last_death.get("routing-keys") or [routing_key]
     parsed, envelope = _task_body(raw)
+    if _redact(envelope):  # the envelope is inside `parsed`: store the redacted text, and no Celery repr of it
+        raw = json.dumps(parsed)
+        headers = {k: v for k, v in headers.items() if k not in ("argsrepr", "kwargsrepr")}
     event_id = str(envelope.get("id") or "")
     handler = str(headers.get("task") or queue)
     task_id = str(headers.get("id") or "")
@@ -131,6 +134,18 @@ def _task_body(raw: str) -> tuple[Any, dict[str, Any]]:
     except (IndexError, KeyError, TypeError):
         return parsed, {}
     return parsed, envelope if isinstance(envelope, dict) else {}
+
+
+def _redact(envelope: dict[str, Any]) -> bool:
+    """Drop the secret fields its event type declares from the envelope's data; True if any was there."""
+    declared = EVENT_TYPES.get(str(envelope.get("type") or ""))
+    data = envelope.get("data")
+    if declared is None or not isinstance(data, dict):
+        return False
+    found = [name for name in declared.secret_fields if name in data]
+    for name in found:
+        del data[name]
+    return bool(found)
 
 
 def _attempts(headers: Mapping[str, Any]) -> int:

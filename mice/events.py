@@ -26,6 +26,9 @@ class EventType:
     doc: str
     example: Mapping[str, Any]
     retired: bool = False
+    # Fields of `data` that an older version carried and must never be stored (e.g. a payment token):
+    # the dead-letter recorder drops them from what it keeps, so admin never shows them.
+    secret_fields: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         return self.name
@@ -35,7 +38,14 @@ EVENT_TYPES: dict[str, EventType] = {}
 
 
 def event_type(
-    name: str, *, version: int, producer: str, doc: str, example: Mapping[str, Any], retired: bool = False
+    name: str,
+    *,
+    version: int,
+    producer: str,
+    doc: str,
+    example: Mapping[str, Any],
+    retired: bool = False,
+    secret_fields: tuple[str, ...] = (),
 ) -> EventType:
     """Declare an event type. Declaring a name twice is a programming error."""
     if name in EVENT_TYPES:
@@ -43,7 +53,15 @@ def event_type(
     parts = name.split(".")
     if len(parts) < 2 or not all(p and p.replace("_", "").isalnum() and p.islower() for p in parts):
         raise ValueError(f"event type {name!r} must be lower-case dotted words, e.g. 'registration.created'")
-    declared = EventType(name=name, version=version, producer=producer, doc=doc, example=dict(example), retired=retired)
+    declared = EventType(
+        name=name,
+        version=version,
+        producer=producer,
+        doc=doc,
+        example=dict(example),
+        retired=retired,
+        secret_fields=tuple(secret_fields),
+    )
     EVENT_TYPES[name] = declared
     return declared
 

@@ -9,6 +9,7 @@ REGISTRATION_CREATED = event_type(
     "registration.created",
     version=2,
     producer="registrations",
+    secret_fields=("payment_token",),  # version 1 carried it: never kept in a dead letter
     doc=(
         "An attendee registered and holds a seat; status pending, or confirmed at once for a free event. "
         "Carries what payment needs: amount (VAT included), currency and VAT rate. Version 2 dropped the "

@@ -263,7 +263,6 @@ class RateLimitedBasicScheme(BasicScheme):
     target_class = "registrations.apis.conventions.RateLimitedBasicAuthentication"
 
 
-
 class StaffApi(JsonApi):
     """Staff users holding the model permission admin would ask for, by HTTP Basic or by their admin session.
 

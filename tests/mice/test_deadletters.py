@@ -167,3 +167,20 @@ def test_bulk_discard_and_replay_need_the_permission(viewer, operator):
     operator_client.post(changelist, {"action": "discard_selected", "_selected_action": ids})
     assert DeadLetter.objects.filter(status="discarded").count() == 3
     assert DeadLetterAction.objects.filter(action="discarded").count() == 3
+
+
+def test_a_secret_field_an_older_version_carried_is_never_kept_in_a_dead_letter():
+    # given a version-1 registration.created, which carried the payment token, dead-lettered after the deploy
+    event = Event.new(
+        get_event_type("registration.created"),
+        subject="reg-1",
+        data={"registration_id": "reg-1", "amount": "10.00", "payment_token": "tok_secret_4242"},
+    )
+    body = json.dumps([[event.to_dict()], {}, {"callbacks": None}]).encode()
+    headers = {"task": "analytics.count_registration", "id": f"{event.id}.1", "argsrepr": "tok_secret_4242"}
+
+    dead_letter = dead_letter_record(body=body, headers=headers, routing_key="x")
+
+    stored = DeadLetter.objects.get(pk=dead_letter.pk)
+    assert "tok_secret_4242" not in json.dumps([stored.body, stored.raw_body, stored.headers])
+    assert stored.body[0][0]["data"] == {"registration_id": "reg-1", "amount": "10.00"}
