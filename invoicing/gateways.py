@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sqlite3
 import uuid
@@ -27,6 +28,15 @@ class ChargeResult:
 
 
 @dataclasses.dataclass(frozen=True)
+class ChargeMade:
+    """A charge the provider made, as it reports it when asked by idempotency key."""
+
+    reference: str
+    amount: Decimal
+    currency: str
+
+
+@dataclasses.dataclass(frozen=True)
 class RefundResult:
     reference: str
 
@@ -36,6 +46,9 @@ class PaymentGateway(Protocol):
 
     def charge(self, *, token: str, amount: Decimal, currency: str, idempotency_key: str) -> ChargeResult:
         """Charge once per idempotency key: a repeated call returns the first outcome and charges nothing."""
+
+    def charge_made(self, *, idempotency_key: str) -> ChargeMade | None:
+        """The successful charge made with this key, if any: what an attempt whose outcome we lost did."""
 
     def refund(self, *, charge_reference: str, amount: Decimal, idempotency_key: str) -> RefundResult:
         """Refund once per idempotency key."""
@@ -119,6 +132,17 @@ class SandboxGateway:
             raise GatewayUnavailable(f"sandbox ledger unavailable: {exc}") from exc
         finally:
             db.close()
+
+    def charge_made(self, *, idempotency_key: str) -> ChargeMade | None:
+        try:
+            with contextlib.closing(self._connect()) as db:
+                row = db.execute(
+                    "SELECT reference, amount, currency FROM charges WHERE idempotency_key = ? AND succeeded = 1",
+                    (idempotency_key,),
+                ).fetchone()
+        except sqlite3.Error as exc:
+            raise GatewayUnavailable(f"sandbox ledger unavailable: {exc}") from exc
+        return None if row is None else ChargeMade(reference=row[0], amount=Decimal(row[1]), currency=row[2])
 
     def refund(self, *, charge_reference: str, amount: Decimal, idempotency_key: str) -> RefundResult:
         db = self._connect()

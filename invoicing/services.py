@@ -9,7 +9,7 @@ from typing import Any
 from django.db import transaction
 
 from invoicing.events import PAYMENT_FAILED, PAYMENT_REFUNDED, PAYMENT_SUCCEEDED
-from invoicing.gateways import get_gateway
+from invoicing.gateways import PaymentGateway, get_gateway
 from invoicing.models import Charge, Refund
 from mice.outbox import emit
 from registrations.selectors import payment_token_get, registration_status_get
@@ -30,6 +30,28 @@ def _charge_claim(*, registration_id: str, defaults: dict[str, Any]) -> Charge:
     """
     Charge.objects.bulk_create([Charge(registration_id=registration_id, **defaults)], ignore_conflicts=True)
     return Charge.objects.select_for_update().get(registration_id=registration_id)
+
+
+def _charge_reconcile(*, charge: Charge, gateway: PaymentGateway) -> bool:
+    """Record a charge the gateway made for an attempt whose transaction never committed; True if there was one.
+
+    The charge runs inside the handler's transaction: if the gateway charged and the commit then failed (the
+    worker died, the database dropped, the provider answered after our timeout), no row says so. Before a
+    charge is given up as never made (its registration was cancelled), the gateway is asked by the same
+    idempotency key, so such a charge is refunded instead of forgotten.
+    """
+    made = gateway.charge_made(idempotency_key=str(charge.registration_id))
+    if made is None:
+        return False
+    charge.status = Charge.Status.SUCCEEDED
+    charge.gateway, charge.gateway_reference = gateway.name, made.reference
+    charge.amount, charge.currency = made.amount, made.currency
+    charge.save(update_fields=["status", "gateway", "gateway_reference", "amount", "currency"])
+    log.warning(
+        "charge found at the gateway for a cancelled registration",
+        extra={"mice": {"registration_id": str(charge.registration_id), "gateway_reference": made.reference}},
+    )
+    return True
 
 
 def charge_create(*, registration: dict[str, Any]) -> Charge | None:
@@ -60,10 +82,11 @@ def charge_create(*, registration: dict[str, Any]) -> Charge | None:
         # Asked after the row is claimed: a cancellation committed later than this read finds the row
         # locked, waits for the outcome and refunds it if it succeeded.
         if registration_status_get(registration_id=registration_id) == "cancelled":
-            charge.status = Charge.Status.VOIDED
-            charge.save(update_fields=["status"])
-            log.info("charge voided: registration cancelled", extra={"mice": {"registration_id": registration_id}})
-            return charge
+            if not _charge_reconcile(charge=charge, gateway=gateway):
+                charge.status = Charge.Status.VOIDED
+                charge.save(update_fields=["status"])
+                log.info("charge voided: registration cancelled", extra={"mice": {"registration_id": registration_id}})
+            return charge  # reconciled as succeeded: the cancellation's handler (to come) refunds it
         # Version 1 of registration.created carried the token (an old web process may still emit it during
         # a deploy); version 2 leaves it with registrations.
         token = registration.get("payment_token") or payment_token_get(registration_id=registration_id)
@@ -117,6 +140,8 @@ def refund_create(*, cancelled: dict[str, Any]) -> Refund | None:
                 registration_id=registration_id,
                 defaults={"amount": Decimal("0"), "currency": "", "status": Charge.Status.VOIDED, "gateway": ""},
             )
+        if charge is not None and charge.status == Charge.Status.VOIDED:
+            _charge_reconcile(charge=charge, gateway=get_gateway())
         if charge is None or charge.status != Charge.Status.SUCCEEDED:
             return None
         existing = Refund.objects.filter(charge=charge).first()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
-from invoicing.gateways import ChargeResult, SandboxGateway
+from invoicing.gateways import ChargeResult, GatewayUnavailable, SandboxGateway
 from registrations.models import Registration
 
 
@@ -25,3 +25,14 @@ class LateSandboxGateway(SandboxGateway):
                 break
             time.sleep(0.2)
         return super().charge(token=token, amount=amount, currency=currency, idempotency_key=idempotency_key)
+
+
+class ChargesThenTimesOutGateway(SandboxGateway):
+    """Charges the card, then never answers in time: every attempt's outcome is lost to the handler, whose
+    transaction rolls back. What a provider timing out after charging, or a worker dying then, looks like."""
+
+    name = "sandbox"
+
+    def charge(self, *, token: str, amount: Decimal, currency: str, idempotency_key: str) -> ChargeResult:
+        super().charge(token=token, amount=amount, currency=currency, idempotency_key=idempotency_key)
+        raise GatewayUnavailable("sandbox: timed out after charging")

@@ -111,3 +111,25 @@ def test_a_charge_succeeding_after_the_payment_deadline_cancelled_the_registrati
     counted = {(paid.event_id, "analytics.count_revenue"), (refunded.event_id, "analytics.count_refund")}
     wait_until(lambda: all(InboxEntry.objects.filter(event_id=e, handler=h).exists() for e, h in counted), timeout=60)
     assert EventFigures.objects.get(event_slug=event.slug).revenue == 0
+
+
+def test_a_charge_made_by_an_attempt_that_never_committed_is_refunded_once_its_registration_is_cancelled(system):
+    # given a gateway that charges the card but whose answer never reaches a committed transaction
+    system.env["PAYMENT_GATEWAY"] = "tests.invoicing.late_gateway.ChargesThenTimesOutGateway"
+    system.worker(concurrency=2)
+    system.relay()
+    registration = register(make_event(capacity=1, payment_deadline_seconds=3))
+    # when the payment deadline cancels the registration while its charge is still being retried
+    wait_until(
+        lambda: Registration.objects.get(pk=registration.pk).status == "cancelled", timeout=60, what="the deadline"
+    )
+    # then the charge the gateway did make is found and refunded, once
+    wait_until(lambda: gateway_refunds(f"refund-{registration.pk}"), timeout=60, what="the charge refunded")
+    wait_until(
+        lambda: OutboxMessage.objects.filter(
+            correlation_id=str(registration.pk), event_type="payment.refunded"
+        ).exists(),
+        what="payment.refunded",
+    )
+    assert Refund.objects.filter(charge__registration_id=registration.pk).count() == 1
+    assert len(gateway_refunds(f"refund-{registration.pk}")) == 1
