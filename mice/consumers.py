@@ -109,16 +109,20 @@ class HandlerTask(Task):
             context["duration_ms"] = round((time.monotonic() - started) * 1000, 2)
             if sub.retry.is_transient(exc) and attempt < sub.retry.attempts:
                 delay_ms = sub.retry.delay_ms(attempt)
-                self._record_failure(event, context, exc, "retrying")
+                failure = self._record_failure(event, context, exc, "retrying")
                 try:
                     self._publish_retry(envelope, attempt + 1, delay_ms)
                 except Exception as publish_error:  # noqa: BLE001 - re-raised as a requeue
                     # Not parked for later, so not to be acknowledged: the broker keeps the message and
-                    # redelivers it (its delivery limit still bounds this).
+                    # redelivers it. Each redelivery counts against the delivery limit, so give the cause (a
+                    # queue being recreated, a broker alarm) a moment to pass first.
                     log.error(
                         "could not park the message for retry, giving it back",
                         extra={"mice": {**context, "outcome": "requeued", "error": repr(publish_error)}},
                     )
+                    if failure is not None:
+                        HandlerFailure.objects.filter(pk=failure.pk).update(outcome="requeued")
+                    time.sleep(min(delay_ms / 1000, 5.0))
                     raise Reject(f"retry publish failed: {publish_error!r}", requeue=True) from exc
                 log.warning(
                     "handler failed, retrying",
@@ -175,10 +179,12 @@ class HandlerTask(Task):
         if outcome.failed:
             raise BrokerUnavailable(f"the retry was not stored: {outcome.failed[queue.name]}")
 
-    def _record_failure(self, event: Event | None, context: dict[str, Any], exc: BaseException, outcome: str) -> None:
+    def _record_failure(
+        self, event: Event | None, context: dict[str, Any], exc: BaseException, outcome: str
+    ) -> HandlerFailure | None:
         """Keep the exception for the dead-letter recorder and the admin (x-death has none)."""
         try:
-            HandlerFailure.objects.create(
+            return HandlerFailure.objects.create(
                 event_id=event.id if event else "00000000-0000-0000-0000-000000000000",
                 handler=self.subscription.handler,
                 correlation_id=event.correlationid if event else "",
@@ -193,6 +199,7 @@ class HandlerTask(Task):
             # The database being down is exactly when this cannot be written; the message itself is
             # still retried or dead-lettered, which is what must not be lost.
             log.exception("could not record handler failure", extra={"mice": context})
+            return None
 
 
 _publishers: dict[int, ConfirmingPublisher] = {}

@@ -82,7 +82,7 @@ class HandlerFailure(models.Model):
     correlation_id = models.CharField(max_length=64, blank=True, default="")
     task_id = models.CharField(max_length=64, blank=True, default="")
     attempt = models.PositiveIntegerField()
-    outcome = models.CharField(max_length=20)  # "retrying" or "dead-lettered"
+    outcome = models.CharField(max_length=20)  # "retrying", "requeued" (retry not stored) or "dead-lettered"
     exception_type = models.CharField(max_length=300)
     exception_message = models.TextField(blank=True, default="")
     traceback = models.TextField(blank=True, default="")

@@ -146,8 +146,11 @@ def registration_cancel(*, registration_id: uuid.UUID | str, reason: str, only_p
     `only_pending` leaves a confirmed registration as it is (the payment deadline: the charge succeeded).
     Invoicing refunds a charge that succeeded, whether before or after this cancellation.
     """
+    event_id, status = Registration.objects.values_list("event_id", "status").get(id=registration_id)
+    if status == Registration.Status.CANCELLED or (only_pending and status != Registration.Status.PENDING):
+        # Final for this purpose (no registration returns to pending): no need to take the busy event's lock.
+        return Registration.objects.select_related("event").get(id=registration_id)
     with transaction.atomic():
-        event_id = Registration.objects.values_list("event_id", flat=True).get(id=registration_id)
         # Lock order everywhere: the event, then the registration. NO KEY: new registrations referencing
         # the event (a FOR KEY SHARE lock each) need not wait for this.
         Event.objects.select_for_update(no_key=True).get(pk=event_id)
