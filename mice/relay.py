@@ -26,7 +26,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from mice.consumers import inbox_purge
-from mice.models import OutboxMessage
+from mice.models import OutboxMessage, Route
 from mice.outbox import outbox_purge
 from mice.publisher import BrokerUnavailable, ConfirmingPublisher
 from mice.routing import route_table, routes_declare
@@ -36,8 +36,9 @@ from mice.wire import task_message
 
 log = logging.getLogger("mice.relay")
 
-# (id, event type, event id, handler or "", envelope as JSON text): an outbox row as the relay reads it.
-Row = tuple[int, str, Any, str, str]
+# (id, event type, event id, envelope as JSON text, the handlers to send it to): an outbox row as the relay
+# reads it, with its routes (or the one handler a dead-letter replay is addressed to).
+Row = tuple[int, str, Any, str, list[str]]
 
 
 @dataclasses.dataclass
@@ -93,7 +94,6 @@ class Relay:
                     for mismatch in self.publisher.connect():
                         log.error(mismatch.advice())
                     log.info("relay connected to the broker")
-                self.publisher.keepalive()
                 if self.publisher.blocked:
                     # Claiming rows now would hold their locks until the confirm timeout: wait unlocked.
                     self.publisher.wait_unblocked(self.config.poll_interval)
@@ -102,10 +102,12 @@ class Relay:
                 self.maybe_purge()
                 failures = 0
                 if published < self.config.batch_size:
-                    # Woken at least every quarter heartbeat, so that keepalive() keeps the connection alive.
+                    # Woken at least every quarter heartbeat, so that keepalive() keeps the connection alive
+                    # (busy, the connection is read anyway while confirms are awaited).
                     self.wakeup.wait(
                         min(self.config.poll_interval, self.config.heartbeat / 4 or self.config.poll_interval)
                     )
+                    self.publisher.keepalive()
             except BrokerUnavailable as exc:
                 failures += 1
                 self._back_off("broker unavailable", exc, failures)
@@ -147,13 +149,13 @@ class Relay:
                 rows = self._claim(using)
                 if not rows:
                     return 0
-                messages, held_back = self._publish(using, rows)
+                messages, held_back = self._publish(rows)
                 self._hold_back(using, held_back)
         else:
             rows = self._read_pending(using)
             if not rows:
                 return 0
-            messages, held_back = self._publish(using, rows)
+            messages, held_back = self._publish(rows)
             with transaction.atomic(using=using):
                 OutboxMessage.objects.using(using).filter(
                     id__in=[row[0] for row in rows if row[0] not in held_back], sent_at__isnull=True
@@ -173,17 +175,11 @@ class Relay:
         )
         return len(rows)
 
-    def _publish(self, using: str, rows: list[Row]) -> tuple[int, dict[int, str]]:
-        """Publish one message per route of each row; returns (messages, {row id: why it was not delivered}).
-
-        The routes are read after the rows were claimed, so every route committed before a row's event
-        is seen (mice/routing.py). A row addressed to one handler (a dead-letter replay) goes to it alone.
-        """
-        routes = route_table(using=using) if any(not row[3] for row in rows) else {}
+    def _publish(self, rows: list[Row]) -> tuple[int, dict[int, str]]:
+        """Publish one message per handler of each row; returns (messages, {row id: why it was not delivered})."""
         held_back: dict[int, str] = {}
         messages: list[tuple[Any, str, Message]] = []
-        for row_id, event_type, event_id, only_handler, envelope_json in rows:
-            handlers = [only_handler] if only_handler else routes.get(event_type, [])
+        for row_id, event_type, event_id, envelope_json, handlers in rows:
             if not handlers:
                 held_back[row_id] = (
                     f"no subscription to {event_type!r}: routed to no one. It is published once a process "
@@ -201,32 +197,47 @@ class Relay:
         return len(messages), held_back
 
     def _claim(self, using: str) -> list[Row]:
-        """Lock the oldest available unsent rows other relays have not locked, and mark them sent (PostgreSQL).
+        """Lock the oldest due unsent rows other relays have not locked, mark them sent, read their routes
+        (PostgreSQL).
 
         Rows are found by `sent_at IS NULL`, never by a high-water mark, so a row whose transaction
         commits late, behind higher ids, is still claimed. The envelope comes back as JSON text: it goes
-        into the message body as it is. One statement instead of SELECT ... FOR UPDATE then UPDATE: each
-        row is written once.
+        into the message body as it is. One statement, one round trip: each row is written once, and its
+        routes are read in the statement's snapshot, taken after the row's event committed, so every
+        route committed before that event is seen (mice/routing.py).
         """
-        table = OutboxMessage._meta.db_table
+        outbox, route = OutboxMessage._meta.db_table, Route._meta.db_table
         with connections[using].cursor() as cursor:
             cursor.execute(
-                f"UPDATE {table} SET sent_at = now() WHERE id IN ("
-                f" SELECT id FROM {table} WHERE sent_at IS NULL AND available_at <= now()"
-                "  ORDER BY available_at, id LIMIT %s FOR UPDATE SKIP LOCKED"
-                ") RETURNING id, event_type, event_id, handler, envelope::text",
+                f"WITH claimed AS (UPDATE {outbox} SET sent_at = now() WHERE id IN ("
+                f"  SELECT id FROM {outbox} WHERE sent_at IS NULL AND available_at <= now()"
+                "   ORDER BY available_at, id LIMIT %s FOR UPDATE SKIP LOCKED"
+                " ) RETURNING id, event_type, event_id, handler, envelope)"
+                " SELECT c.id, c.event_type, c.event_id, c.envelope::text, CASE WHEN c.handler <> '' THEN"
+                f"  ARRAY[c.handler::text] ELSE ARRAY(SELECT r.handler::text FROM {route} r"
+                "  WHERE r.event_type = c.event_type ORDER BY r.handler) END"
+                " FROM claimed c ORDER BY c.id",
                 [self.config.batch_size],
             )
-            return sorted(cursor.fetchall())
+            return [
+                (row_id, etype, event_id, envelope, list(handlers))
+                for row_id, etype, event_id, envelope, handlers in cursor.fetchall()
+            ]
 
     def _read_pending(self, using: str) -> list[Row]:
-        """The oldest available unsent rows, read without taking the database's write lock (SQLite)."""
+        """The oldest due unsent rows, read without taking the database's write lock (SQLite), and their routes
+        (read after the rows, so every route committed before their events is seen)."""
         pending = OutboxMessage.objects.using(using).filter(sent_at__isnull=True, available_at__lte=timezone.now())
-        return list(
+        rows = list(
             pending.order_by("available_at", "id").values_list(
                 "id", "event_type", "event_id", "handler", Cast("envelope", TextField())
             )[: self.config.batch_size]
         )
+        routes = route_table(using=using) if rows else {}
+        return [
+            (row_id, etype, event_id, envelope, [handler] if handler else routes.get(etype, []))
+            for row_id, etype, event_id, handler, envelope in rows
+        ]
 
     def _hold_back(self, using: str, held_back: dict[int, str]) -> None:
         """Keep undelivered rows pending, each retried later with its own backoff, and say so loudly."""
