@@ -2,8 +2,9 @@
 
 The relay does not route from its own code's registry, or a handler deployed after it started would never
 get an event. Each process that declares the topology (workers, relays, `mice_topology`) records its
-subscriptions here once their queues exist, and the relay reads this table inside the transaction that
-claimed the rows, after claiming them: a route committed before an event was committed is always seen.
+subscriptions here once their queues exist, and the relay reads this table in the statement that claims
+the rows (mice/relay.py), in a snapshot taken after their events committed: a route committed before an
+event was committed is always seen.
 An event with no route at all is "routed to no one", which the relay treats as a failure, never as sent.
 """
 
