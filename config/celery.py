@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+import logging
 import os
 import sys
+import time
 from typing import Any
 
 import django
+import django.db
 from celery import Celery
 from celery.signals import celeryd_after_setup
 from django.core.exceptions import ImproperlyConfigured
@@ -20,6 +24,8 @@ except ImproperlyConfigured as error:  # e.g. no SECRET_KEY in production: one l
 from mice.routing import routes_declare
 from mice.topology import work_queues
 
+log = logging.getLogger("mice.worker")
+
 app = Celery("config")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = work_queues()
@@ -28,7 +34,20 @@ app.conf.task_queues = work_queues()
 @celeryd_after_setup.connect
 def on_worker_setup(sender: str, instance: Any, **kwargs: Any) -> None:
     """Declare the topology and this code's routes before consuming (so a relay started earlier publishes to
-    these handlers too); a queue whose arguments changed is skipped with advice, not fatal."""
-    with app.connection_for_write() as connection:
-        for mismatch in routes_declare(connection):
-            instance.app.amqp.queues.deselect(mismatch.queue)
+    these handlers too); a queue whose arguments changed is skipped with advice, not fatal.
+
+    Celery logs and ignores an exception raised here, and the worker would then consume without its routes
+    recorded: a new handler would miss events. So this retries until the broker and the database answer.
+    """
+    for attempt in itertools.count(1):
+        try:
+            with app.connection_for_write() as connection:
+                mismatches = routes_declare(connection)
+            break
+        except Exception as exc:  # noqa: BLE001 - logged and retried: the worker must not start without its routes
+            delay = min(30.0, 0.5 * 2 ** min(attempt, 6))
+            log.warning("cannot declare routes yet", extra={"mice": {"error": repr(exc), "retry_in_s": delay}})
+            django.db.connections.close_all()
+            time.sleep(delay)
+    for mismatch in mismatches:
+        instance.app.amqp.queues.deselect(mismatch.queue)
