@@ -31,7 +31,7 @@ from registrations.apis.conventions import (
     field_errors,
     rate_limited_answer,
 )
-from registrations.models import Event
+from registrations.models import DEFAULT_PAYMENT_DEADLINE_SECONDS, Event
 from registrations.selectors import event_get, event_list_upcoming
 from registrations.services_events import event_create, event_update
 
@@ -51,6 +51,9 @@ class EventOutputSerializer(serializers.Serializer):
     vat_rate = serializers.DecimalField(max_digits=5, decimal_places=2, help_text="Percent")
     registration_opens_at = serializers.DateTimeField()
     registration_closes_at = serializers.DateTimeField()
+    payment_deadline_seconds = serializers.IntegerField(
+        help_text="Seconds a registration has to be paid; unpaid by then it is cancelled and its seat released"
+    )
 
     class Meta:
         ref_name = "Event"
@@ -119,6 +122,12 @@ class EventCreateApi(StaffApi):
         )
         registration_opens_at = serializers.DateTimeField(required=False, help_text="Default: now")
         registration_closes_at = serializers.DateTimeField(required=False, help_text="Default: starts_at")
+        payment_deadline_seconds = serializers.IntegerField(
+            min_value=1,
+            max_value=2_147_483_647,
+            required=False,
+            help_text=f"Seconds a registration has to be paid; default {DEFAULT_PAYMENT_DEADLINE_SECONDS}",
+        )
 
         class Meta:
             ref_name = "EventCreateInput"

@@ -113,6 +113,7 @@ def test_an_event_shows_every_public_field(client):
         "vat_rate",
         "registration_opens_at",
         "registration_closes_at",
+        "payment_deadline_seconds",
     }
     assert (body["seats_left"], body["price"], body["vat_rate"], body["currency"]) == (0, "99.50", "7.00", "EUR")
     assert dt.datetime.fromisoformat(body["starts_at"]) == event.starts_at
@@ -293,6 +294,7 @@ def test_a_new_event_gets_the_default_vat_rate_and_a_registration_window_ending_
 
     assert body["vat_rate"] == f"{Decimal(settings.DEFAULT_VAT_RATE):.2f}"
     assert body["registration_closes_at"] == body["starts_at"]
+    assert body["payment_deadline_seconds"] == 1800
     opens = dt.datetime.fromisoformat(body["registration_opens_at"])
     assert before <= opens <= timezone.now()
 
@@ -509,3 +511,14 @@ def test_event_update_refuses_fields_that_are_not_editable():
 
     with pytest.raises(TypeError, match="seats_taken"):
         event_update(event=event, **{"seats_taken": 3})
+
+
+def test_staff_set_and_change_an_events_payment_deadline(staff_client):
+    created = staff_client.post("/api/events/", new_event_body(payment_deadline_seconds=600), format="json")
+    changed = staff_client.patch("/api/events/djangocon-2027/", {"payment_deadline_seconds": 120}, format="json")
+    refused = staff_client.patch("/api/events/djangocon-2027/", {"payment_deadline_seconds": 0}, format="json")
+
+    assert (created.status_code, created.json()["payment_deadline_seconds"]) == (201, 600)
+    assert (changed.status_code, changed.json()["payment_deadline_seconds"]) == (200, 120)
+    assert refused.status_code == 400 and "payment_deadline_seconds" in refused.json()
+    assert Event.objects.get().payment_deadline_seconds == 120
