@@ -137,14 +137,14 @@ class Relay:
 
         On PostgreSQL rows are marked sent as they are claimed (SKIP LOCKED, so relays never share a row),
         in a transaction that commits only after the broker confirmed every message: a crash or a broker
-        failure before that rolls the mark back. A database without SKIP LOCKED (SQLite) has one writer, so
-        its rows are read, published, and only then marked sent in a short transaction: the write lock is
+        failure before that rolls the mark back. Elsewhere (SQLite, whose one writer must never wait on the
+        broker) rows are read, published, and only then marked sent in a short transaction: the write lock is
         never held while the broker is awaited. A crash in between publishes them again, which the
         consumers' inbox makes harmless.
         """
         started = time.monotonic()
         using = router.db_for_write(OutboxMessage)
-        if connections[using].features.has_select_for_update_skip_locked:
+        if connections[using].vendor == "postgresql":  # the claim statement is PostgreSQL's SQL
             with transaction.atomic(using=using):
                 rows = self._claim(using)
                 if not rows:
