@@ -70,7 +70,9 @@ def rate_limit_hit(*, scope: Scope, client: str) -> Verdict:
         client=client,
         allowed=hits <= rule.limit,
         window_start=window_start,
-        retry_after=max(1, math.ceil(window_start + rule.period - now)),
+        # Clamped to the period: a concurrent first hit in another process may have opened the window a
+        # moment after this process read its clock.
+        retry_after=max(1, min(math.ceil(rule.period), math.ceil(window_start + rule.period - now))),
     )
 
 
