@@ -166,6 +166,16 @@ PAYMENT_GATEWAY = os.environ.get("PAYMENT_GATEWAY", "invoicing.gateways.SandboxG
 SANDBOX_GATEWAY_PATH = os.environ.get("SANDBOX_GATEWAY_PATH", str(BASE_DIR / "var" / "sandbox-gateway.sqlite3"))
 IDEMPOTENCY_KEY_TTL_HOURS = 24
 
+# --- Invoices and e-mails ---------------------------------------------------------------------------
+# Where attendees reach this site: the base of links in e-mails (signed invoice links).
+MICE_SITE_URL = os.environ.get("MICE_SITE_URL", "http://127.0.0.1:8000")
+MICE_INVOICE_LINK_MAX_AGE = int(os.environ.get("MICE_INVOICE_LINK_MAX_AGE", str(30 * 24 * 3600)))  # seconds
+MICE_INVOICE_PREFIX = os.environ.get("MICE_INVOICE_PREFIX", "")  # before "<year>-<number>"
+MICE_CREDIT_NOTE_PREFIX = os.environ.get("MICE_CREDIT_NOTE_PREFIX", "CN-")
+MICE_SELLER_NAME = os.environ.get("MICE_SELLER_NAME", "MICE Events Ltd")
+MICE_SELLER_ADDRESS = os.environ.get("MICE_SELLER_ADDRESS", "1 Conference Street\n1000 Brussels\nBelgium")
+MICE_SELLER_VAT_ID = os.environ.get("MICE_SELLER_VAT_ID", "BE0123456789")
+
 # --- Rate limits (README: configuration) ---------------------------------------------------------
 # Per client address, counted in the database so that every web process shares them ("<count>/<period>",
 # units s, m, h, d; or "off"). Registrations: API and web form together. Failed sign-ins: HTTP Basic on the

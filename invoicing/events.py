@@ -50,3 +50,39 @@ PAYMENT_REFUNDED = event_type(
         "event": {"slug": "pycon-2027", "name": "PyCon 2027"},
     },
 )
+
+_INVOICE_AMOUNTS = {"currency": "EUR", "net": "100.00", "vat_rate": "20.00", "vat": "20.00", "gross": "120.00"}
+
+INVOICE_ISSUED = event_type(
+    "invoice.issued",
+    version=1,
+    producer="invoicing",
+    doc=(
+        "An invoice was issued for a paid registration (its number is final). The PDF is fetched through "
+        "invoicing.selectors.invoice_pdf_get, a link to it for the attendee through invoice_download_url."
+    ),
+    example={
+        "registration_id": "6f2b0a5e-1111-4a4a-9b9b-222233334444",
+        "invoice_id": 1,
+        "number": "2027-000042",
+        "issued_on": "2027-01-10",
+        **_INVOICE_AMOUNTS,
+        "event": {"slug": "pycon-2027", "name": "PyCon 2027"},
+        "attendee": {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com", "company": ""},
+    },
+)
+CREDIT_NOTE_ISSUED = event_type(
+    "credit_note.issued",
+    version=1,
+    producer="invoicing",
+    doc="A credit note cancelled an invoice whose charge was refunded.",
+    example={
+        "registration_id": "6f2b0a5e-1111-4a4a-9b9b-222233334444",
+        "credit_note_id": 1,
+        "number": "CN-2027-000007",
+        "invoice_number": "2027-000042",
+        "issued_on": "2027-01-12",
+        **_INVOICE_AMOUNTS,
+        "event": {"slug": "pycon-2027", "name": "PyCon 2027"},
+    },
+)

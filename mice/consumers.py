@@ -52,11 +52,17 @@ def subscribe(
     retry: RetryPolicy = DEFAULT_RETRY,
     delivery_limit: int = 3,
     name: str | None = None,
+    atomic: bool = True,
 ) -> Callable[[Callable[[Event], None]], Callable[[Event], None]]:
     """Subscribe a function to an event type; it runs once per event, in its own queue.
 
     The handler name (and queue) is `<app>.<function>` unless `name` is given. It is part of the
     topology: renaming it means a new queue.
+
+    By default the handler runs in one transaction with its inbox row, so its database effects happen once.
+    `atomic=False` is for a handler that calls outside the database (a payment gateway, an SMTP server): it
+    opens its own transactions, recording its intent and committing it before the call, and is skipped once
+    its inbox row exists (written when it returns).
     """
 
     def decorate(func: Callable[[Event], None]) -> Callable[[Event], None]:
@@ -65,7 +71,12 @@ def subscribe(
         if handler in SUBSCRIPTIONS:
             raise ValueError(f"handler {handler!r} is subscribed twice")
         subscription = Subscription(
-            handler=handler, event_type=event_type, func=func, retry=retry, delivery_limit=delivery_limit
+            handler=handler,
+            event_type=event_type,
+            func=func,
+            retry=retry,
+            delivery_limit=delivery_limit,
+            atomic=atomic,
         )
         SUBSCRIPTIONS[handler] = subscription
 
@@ -139,25 +150,40 @@ class HandlerTask(Task):
         log.info("handler ran", extra={"mice": {**context, "outcome": outcome}})
 
     def _run_once(self, event: Event) -> str:
-        """Run the handler and write the inbox row in one transaction; a second delivery is skipped."""
+        """Run the handler and write the inbox row in one transaction; a second delivery is skipped.
+
+        A non-atomic handler runs outside any transaction of ours, and its inbox row is written after it.
+        """
         using = router.db_for_write(InboxEntry)
+        if not self.subscription.atomic:
+            if InboxEntry.objects.using(using).filter(event_id=event.id, handler=self.subscription.handler).exists():
+                return "duplicate"
+            with caused_by(event):
+                self.subscription.func(event)
+            with transaction.atomic(using=using):
+                self._inbox_insert(event, using)
+            return "ok"
         with transaction.atomic(using=using):
-            connection = connections[using]
-            event_id = InboxEntry._meta.get_field("event_id").get_db_prep_value(
-                uuid.UUID(event.id), connection, prepared=False
-            )
-            with connection.cursor() as cursor:
-                # One statement instead of get_or_create's select + savepoint + insert: this is the hot path.
-                cursor.execute(
-                    f"INSERT INTO {InboxEntry._meta.db_table} (event_id, handler, processed_at) "
-                    "VALUES (%s, %s, CURRENT_TIMESTAMP) ON CONFLICT (event_id, handler) DO NOTHING RETURNING id",
-                    [event_id, self.subscription.handler],
-                )
-                if cursor.fetchone() is None:
-                    return "duplicate"
+            if not self._inbox_insert(event, using):
+                return "duplicate"
             with caused_by(event):
                 self.subscription.func(event)
         return "ok"
+
+    def _inbox_insert(self, event: Event, using: str) -> bool:
+        """Write the inbox row; False if it was there already (the event was handled)."""
+        connection = connections[using]
+        event_id = InboxEntry._meta.get_field("event_id").get_db_prep_value(
+            uuid.UUID(event.id), connection, prepared=False
+        )
+        with connection.cursor() as cursor:
+            # One statement instead of get_or_create's select + savepoint + insert: this is the hot path.
+            cursor.execute(
+                f"INSERT INTO {InboxEntry._meta.db_table} (event_id, handler, processed_at) "
+                "VALUES (%s, %s, CURRENT_TIMESTAMP) ON CONFLICT (event_id, handler) DO NOTHING RETURNING id",
+                [event_id, self.subscription.handler],
+            )
+            return cursor.fetchone() is not None
 
     def _publish_retry(self, envelope: dict[str, Any], next_attempt: int, delay_ms: int) -> None:
         """Park the message in the TTL'd retry queue; RabbitMQ dead-letters it back when the delay is over.

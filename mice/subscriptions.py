@@ -53,6 +53,11 @@ class Subscription:
     func: Callable[[Event], None]
     retry: RetryPolicy
     delivery_limit: int
+    # False for a handler that calls something outside our database (a gateway, an SMTP server): it commits
+    # its own steps (the intent before the call, the outcome after), which one transaction around it would
+    # roll back together. Its inbox row is written after it returns; a redelivery before that runs it again,
+    # so its own records must make the outside call once.
+    atomic: bool = True
 
     @property
     def queue(self) -> str:

@@ -1,5 +1,6 @@
 """Handlers under failure, against the real broker: retries held by RabbitMQ, dead letters, crashes, poison."""
 
+import re
 import threading
 import time
 
@@ -10,7 +11,7 @@ from django.test import Client
 from django.urls import reverse
 from kombu import Connection
 
-from mice.models import DeadLetter, DeadLetterAction, HandlerFailure, InboxEntry
+from mice.models import DeadLetter, DeadLetterAction, HandlerFailure, InboxEntry, OutboxMessage
 from mice.outbox import emit
 from mice.topology import maybe_declare_all
 from tests.broker import queue_depth
@@ -52,6 +53,30 @@ def test_a_transient_failure_retries_with_growing_delays_held_by_the_broker_then
     assert InboxEntry.objects.filter(event_id=event.id).count() == 1
     time.sleep(1)
     assert Effect.objects.filter(event_id=event.id, handler="probe.flaky").count() == 1
+
+
+def test_a_non_atomic_handler_keeps_what_it_committed_before_failing_and_is_skipped_once_it_succeeded(system):
+    system.worker()
+    system.relay()
+    with transaction.atomic():
+        event = emit("probe.stepped", subject="s", data={"failures": 2})
+    wait_until(lambda: Effect.objects.filter(event_id=event.id, handler="probe.stepped").exists(), timeout=30)
+
+    # Each attempt's step committed on its own: an atomic handler's would have rolled back with its failure.
+    assert Effect.objects.filter(event_id=event.id, handler="probe.stepped.before").count() == 3
+    assert [f.outcome for f in HandlerFailure.objects.filter(event_id=event.id).order_by("attempt")] == [
+        "retrying",
+        "retrying",
+    ]
+    assert InboxEntry.objects.filter(event_id=event.id, handler="tests.probe.stepped").count() == 1
+
+    # A redelivery after success is skipped by the inbox row written when the handler returned.
+    row = OutboxMessage.objects.get(event_id=event.id)
+    OutboxMessage.objects.filter(pk=row.pk).update(sent_at=None)
+    wait_until(lambda: OutboxMessage.objects.get(pk=row.pk).sent_at is not None)
+    skipped = re.compile(rf"event_id={event.id} .*handler=tests.probe.stepped .*outcome=duplicate")
+    wait_until(lambda: skipped.search(system.dump_logs()), what="the handler skipping the redelivery")
+    assert Effect.objects.filter(event_id=event.id).count() == 4
 
 
 def test_a_handler_that_always_fails_is_dead_lettered_with_its_exception_and_a_replay_after_the_fix_runs_it_once(

@@ -21,6 +21,13 @@ CRASHED = event_type(
 SLEPT = event_type(
     "probe.slept", version=1, producer="probe", doc="Its handler sleeps `seconds` first.", example={"seconds": 0.1}
 )
+STEPPED = event_type(
+    "probe.stepped",
+    version=1,
+    producer="probe",
+    doc="Its non-atomic handler commits a step, then fails transiently `failures` times after it.",
+    example={"failures": 1},
+)
 CHAINED = event_type("probe.chained", version=1, producer="probe", doc="Its handler emits probe.pinged.", example={})
 
 # A deploy that adds an event type: only processes started with MICE_PROBE_NEW_CODE=1 know it, so tests

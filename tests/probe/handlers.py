@@ -38,6 +38,17 @@ def flaky(event: Event) -> None:
     _record(event, "probe.flaky")
 
 
+@subscribe("probe.stepped", retry=RetryPolicy(transient=(FlakyError,), attempts=4, backoff=0.2, cap=1.0), atomic=False)
+def stepped(event: Event) -> None:
+    """Like a call outside the database: the step it records before failing stays committed."""
+    Effect.objects.create(event_id=event.id, handler="probe.stepped.before")
+    if Effect.objects.filter(event_id=event.id, handler="probe.stepped.before").count() <= int(
+        event.data.get("failures", 1)
+    ):
+        raise FlakyError("failed after the committed step")
+    Effect.objects.create(event_id=event.id, handler="probe.stepped")
+
+
 @subscribe("probe.broke", retry=RetryPolicy(transient=(FlakyError,), attempts=3, backoff=0.2, cap=1.0))
 def always_fails(event: Event) -> None:
     """Fails until the 'fixed' switch is on: transiently (so through every attempt), or as a bug."""
