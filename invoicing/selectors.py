@@ -29,12 +29,15 @@ def charge_succeeded(*, registration_id: uuid.UUID | str) -> bool:
 
 def invoice_pdf_get(*, invoice_id: int) -> Document | None:
     """The invoice's PDF, as stored (rendered from the invoice's frozen content, and stored, if not yet)."""
-    from invoicing.documents import invoice_pdf  # the renderer is heavy: loaded by those who render
-
     invoice = Invoice.objects.filter(pk=invoice_id).first()
     if invoice is None:
         return None
-    return Document(filename=f"invoice-{invoice.number}.pdf", content=invoice_pdf(invoice))
+    content = bytes(invoice.pdf)
+    if not content:
+        from invoicing.documents import invoice_pdf  # the renderer is heavy: loaded by those who render
+
+        content = invoice_pdf(invoice)
+    return Document(filename=f"invoice-{invoice.number}.pdf", content=content)
 
 
 def invoice_download_url(*, invoice_id: int) -> str:
