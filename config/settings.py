@@ -165,6 +165,9 @@ DEFAULT_VAT_RATE = os.environ.get("DEFAULT_VAT_RATE", "20.00")  # percent, for e
 PAYMENT_GATEWAY = os.environ.get("PAYMENT_GATEWAY", "invoicing.gateways.SandboxGateway")
 SANDBOX_GATEWAY_PATH = os.environ.get("SANDBOX_GATEWAY_PATH", str(BASE_DIR / "var" / "sandbox-gateway.sqlite3"))
 IDEMPOTENCY_KEY_TTL_HOURS = 24
+# How long a gateway call may be under way: a charge attempt older than this with no recorded outcome is taken
+# as over (its worker died or gave up) and looked up at the gateway when its registration is cancelled.
+MICE_CHARGE_ATTEMPT_TIMEOUT = float(os.environ.get("MICE_CHARGE_ATTEMPT_TIMEOUT", "120"))
 
 # --- Invoices and e-mails ---------------------------------------------------------------------------
 # Where attendees reach this site: the base of links in e-mails (signed invoice links).

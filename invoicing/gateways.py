@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import sqlite3
+import time
 import uuid
 from decimal import Decimal
 from functools import cache
@@ -61,6 +62,10 @@ class SandboxGateway:
     transiently twice per idempotency key and then succeeds; any other token is declined as
     invalid_token. Its ledger lives in its own SQLite file, outside the application's database and
     transactions, as a real provider's would: a retried charge finds the first outcome there.
+
+    Like Stripe, it keeps idempotency keys for a while only (SANDBOX_IDEMPOTENCY_KEY_TTL seconds, 24 hours
+    by default; `idempotency_keys_forget` ends them now): a charge repeated after that is made again. The
+    key is also kept with the charge itself, for good, as Stripe keeps metadata: `charge_made` finds it.
     """
 
     name = "sandbox"
@@ -68,11 +73,20 @@ class SandboxGateway:
 
     def __init__(self, path: str | None = None) -> None:
         self.path = Path(path or settings.SANDBOX_GATEWAY_PATH)
+        self.key_ttl = float(getattr(settings, "SANDBOX_IDEMPOTENCY_KEY_TTL", 24 * 3600))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
+            # Every charge made, one row each (a forgotten key lets the same key charge twice).
             db.execute(
-                "CREATE TABLE IF NOT EXISTS charges (idempotency_key TEXT PRIMARY KEY, token TEXT, amount TEXT, "
-                "currency TEXT, succeeded INTEGER, reference TEXT, decline_code TEXT, message TEXT)"
+                "CREATE TABLE IF NOT EXISTS ledger_charges (reference TEXT PRIMARY KEY, idempotency_key TEXT, "
+                "token TEXT, amount TEXT, currency TEXT, succeeded INTEGER, decline_code TEXT, message TEXT, "
+                "created_at REAL)"
+            )
+            db.execute("CREATE INDEX IF NOT EXISTS ledger_charges_key ON ledger_charges (idempotency_key)")
+            # The keys the provider still remembers, and the charge each answered with.
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS idempotency_keys (idempotency_key TEXT PRIMARY KEY, reference TEXT, "
+                "created_at REAL)"
             )
             db.execute(
                 "CREATE TABLE IF NOT EXISTS transient_failures (idempotency_key TEXT PRIMARY KEY, count INTEGER)"
@@ -89,12 +103,14 @@ class SandboxGateway:
         try:
             db.execute("BEGIN IMMEDIATE")
             row = db.execute(
-                "SELECT succeeded, reference, decline_code, message FROM charges WHERE idempotency_key = ?",
-                (idempotency_key,),
+                "SELECT c.succeeded, c.reference, c.decline_code, c.message FROM idempotency_keys k "
+                "JOIN ledger_charges c ON c.reference = k.reference WHERE k.idempotency_key = ? AND k.created_at > ?",
+                (idempotency_key, time.time() - self.key_ttl),
             ).fetchone()
             if row is not None:
                 db.execute("COMMIT")
-                return ChargeResult(succeeded=bool(row[0]), reference=row[1], decline_code=row[2], message=row[3])
+                reference = row[1] if row[0] else ""
+                return ChargeResult(succeeded=bool(row[0]), reference=reference, decline_code=row[2], message=row[3])
             if token == "tok_flaky":
                 failures = db.execute(
                     "SELECT count FROM transient_failures WHERE idempotency_key = ?", (idempotency_key,)
@@ -107,25 +123,29 @@ class SandboxGateway:
                     )
                     db.execute("COMMIT")
                     raise GatewayUnavailable(f"sandbox: simulated timeout {count + 1} of {self.FLAKY_FAILURES}")
+            reference = f"ch_sandbox_{uuid.uuid4().hex[:16]}"
             if token in ("tok_visa", "tok_flaky"):
-                result = ChargeResult(succeeded=True, reference=f"ch_sandbox_{uuid.uuid4().hex[:16]}")
+                result = ChargeResult(succeeded=True, reference=reference)
             elif token == "tok_chargeDeclined":
                 result = ChargeResult(succeeded=False, decline_code="card_declined", message="Your card was declined.")
             else:
                 result = ChargeResult(succeeded=False, decline_code="invalid_token", message="Unknown payment token.")
+            now = time.time()
             db.execute(
-                "INSERT INTO charges VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO ledger_charges VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
+                    reference,
                     idempotency_key,
                     token,
                     str(amount),
                     currency,
                     int(result.succeeded),
-                    result.reference,
                     result.decline_code,
                     result.message,
+                    now,
                 ),
             )
+            db.execute("INSERT OR REPLACE INTO idempotency_keys VALUES (?, ?, ?)", (idempotency_key, reference, now))
             db.execute("COMMIT")
             return result
         except sqlite3.Error as exc:
@@ -133,11 +153,29 @@ class SandboxGateway:
         finally:
             db.close()
 
+    def idempotency_keys_forget(self) -> None:
+        """Test mode: end every idempotency key now, as the provider does after its retention."""
+        with contextlib.closing(self._connect()) as db:
+            db.execute("DELETE FROM idempotency_keys")
+
+    def charges_made(self, *, idempotency_key: str) -> list[ChargeMade]:
+        """Test mode: every successful charge made with this key (more than one is a double charge)."""
+        with contextlib.closing(self._connect()) as db:
+            rows = db.execute(
+                "SELECT reference, amount, currency FROM ledger_charges WHERE idempotency_key = ? AND succeeded = 1 "
+                "ORDER BY created_at",
+                (idempotency_key,),
+            ).fetchall()
+        return [ChargeMade(reference=r[0], amount=Decimal(r[1]), currency=r[2]) for r in rows]
+
     def charge_made(self, *, idempotency_key: str) -> ChargeMade | None:
         try:
             with contextlib.closing(self._connect()) as db:
+                # Looked up by the key kept with the charge (like Stripe's metadata search), not through the
+                # idempotency cache: it works however long ago the charge was made.
                 row = db.execute(
-                    "SELECT reference, amount, currency FROM charges WHERE idempotency_key = ? AND succeeded = 1",
+                    "SELECT reference, amount, currency FROM ledger_charges "
+                    "WHERE idempotency_key = ? AND succeeded = 1 ORDER BY created_at LIMIT 1",
                     (idempotency_key,),
                 ).fetchone()
         except sqlite3.Error as exc:

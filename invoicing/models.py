@@ -6,8 +6,10 @@ from django.db import models
 class Charge(models.Model):
     """One per registration: the charge made, or the record that none ever will be.
 
-    The row is inserted (and locked) before the gateway is called, so a cancellation handled at the same
-    moment waits for the outcome and refunds a success. `pending` exists only inside that transaction.
+    Each gateway call is recorded here (`attempts`, `attempted_at`) and committed before it is made, and no
+    transaction is open while it is made. `pending` with attempts means an outcome not yet recorded: the
+    next attempt asks the gateway for the charge before charging again, and a cancellation waits for the
+    attempt (retried) or, once it is over, asks the gateway too.
     """
 
     class Status(models.TextChoices):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
-from invoicing.gateways import ChargeResult, GatewayUnavailable, SandboxGateway
+from invoicing.gateways import ChargeMade, ChargeResult, GatewayUnavailable, SandboxGateway
 from registrations.models import Registration
 
 
@@ -36,3 +36,13 @@ class ChargesThenTimesOutGateway(SandboxGateway):
     def charge(self, *, token: str, amount: Decimal, currency: str, idempotency_key: str) -> ChargeResult:
         super().charge(token=token, amount=amount, currency=currency, idempotency_key=idempotency_key)
         raise GatewayUnavailable("sandbox: timed out after charging")
+
+
+class ChargesThenGoesDarkGateway(ChargesThenTimesOutGateway):
+    """As above, and the provider's lookup API is down too until the registration is cancelled: nothing can
+    learn of the charge before the payment deadline cancels the registration."""
+
+    def charge_made(self, *, idempotency_key: str) -> ChargeMade | None:
+        if not Registration.objects.filter(pk=idempotency_key, status="cancelled").exists():
+            raise GatewayUnavailable("sandbox: the provider's API is down")
+        return super().charge_made(idempotency_key=idempotency_key)

@@ -7,9 +7,9 @@ import pytest
 from django.conf import settings
 from django.db import connection, transaction
 
-from invoicing.gateways import SandboxGateway
+from invoicing.gateways import GatewayUnavailable, SandboxGateway
 from invoicing.models import Charge, Refund
-from invoicing.services import ChargeImpossible, charge_create, refund_create
+from invoicing.services import ChargeImpossible, ChargeInFlight, charge_create, refund_create
 from mice.models import OutboxMessage
 from registrations import payloads
 from registrations.services import registration_cancel, registration_create
@@ -43,14 +43,12 @@ def ledger(table, key):
 def test_a_registration_cancelled_before_its_charge_is_never_charged():
     registration, created = register()
     registration_cancel(registration_id=registration.pk, reason="payment_deadline_passed")
-    with transaction.atomic():
-        assert refund_create(cancelled=cancelled_data(registration)) is None
+    assert refund_create(cancelled=cancelled_data(registration)) is None
 
-    with transaction.atomic():
-        charge = charge_create(registration=created)
+    charge = charge_create(registration=created)
 
     assert charge is not None and charge.status == "voided"
-    assert ledger("charges", str(registration.pk)) == []
+    assert ledger("ledger_charges", str(registration.pk)) == []
     assert not OutboxMessage.objects.filter(event_type__startswith="payment.").exists()
 
 
@@ -59,23 +57,19 @@ def test_a_charge_whose_registration_is_cancelled_but_not_yet_voided_is_not_made
     registration, created = register()
     registration_cancel(registration_id=registration.pk, reason="cancelled_by_staff")
 
-    with transaction.atomic():
-        charge = charge_create(registration=created)
+    charge = charge_create(registration=created)
 
     assert charge is not None and charge.status == "voided"
-    assert ledger("charges", str(registration.pk)) == []
+    assert ledger("ledger_charges", str(registration.pk)) == []
 
 
 def test_a_succeeded_charge_of_a_cancelled_registration_is_refunded_once():
     registration, created = register()
-    with transaction.atomic():
-        charge_create(registration=created)
+    charge_create(registration=created)
     registration_cancel(registration_id=registration.pk, reason="payment_deadline_passed")
 
-    with transaction.atomic():
-        first = refund_create(cancelled=cancelled_data(registration))
-    with transaction.atomic():
-        again = refund_create(cancelled=cancelled_data(registration))  # a redelivery, or a second cancellation
+    first = refund_create(cancelled=cancelled_data(registration))
+    again = refund_create(cancelled=cancelled_data(registration))  # a redelivery, or a second cancellation
 
     assert first is not None and again is not None and first.pk == again.pk
     assert Refund.objects.count() == 1
@@ -85,50 +79,111 @@ def test_a_succeeded_charge_of_a_cancelled_registration_is_refunded_once():
     assert refunded.envelope["data"]["amount"] == "120.00"
 
 
-def test_a_cancellation_during_the_charge_waits_for_it_and_refunds_it(monkeypatch):
+class HeldGateway(SandboxGateway):
+    """The real sandbox, held at the gateway (inside `charge`) until the test lets it go."""
+
+    def __init__(self, *, then_time_out: bool = False):
+        super().__init__()
+        self.at_gateway, self.release = threading.Event(), threading.Event()
+        self.while_held = None
+        self.then_time_out = then_time_out
+
+    def charge(self, **kwargs):
+        self.at_gateway.set()
+        if self.while_held is not None:
+            self.while_held()
+        assert self.release.wait(30)
+        result = super().charge(**kwargs)
+        if self.then_time_out:
+            raise GatewayUnavailable("sandbox: timed out after charging")
+        return result
+
+
+def in_thread(func):
+    def run():
+        try:
+            func()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_the_gateway_is_called_with_the_attempt_committed_and_no_transaction_or_lock_held(monkeypatch):
     registration, created = register()
-    at_gateway, release = threading.Event(), threading.Event()
-    gateway = SandboxGateway()
-    real_charge = gateway.charge
-
-    def slow_charge(**kwargs):
-        at_gateway.set()
-        release.wait(30)
-        return real_charge(**kwargs)
-
-    # the real sandbox, held at the gateway until the cancellation is under way
-    monkeypatch.setattr(gateway, "charge", slow_charge)
+    gateway = HeldGateway()
     monkeypatch.setattr("invoicing.services.get_gateway", lambda: gateway)
-    refunds = []
+    seen = {}
 
-    def charge():
-        try:
+    def look_from_another_connection():
+        def look():
             with transaction.atomic():
-                charge_create(registration=created)
-        finally:
-            connection.close()
+                # NOWAIT: fails at once if the charging transaction still held the row
+                charge = Charge.objects.select_for_update(nowait=True).get(registration_id=registration.pk)
+                seen.update(attempts=charge.attempts, status=charge.status)
 
-    def cancel():
-        try:
-            registration_cancel(registration_id=registration.pk, reason="payment_deadline_passed")
-            with transaction.atomic():
-                refunds.append(refund_create(cancelled=cancelled_data(registration)))
-        finally:
-            connection.close()
+        thread = in_thread(look)
+        thread.join(10)
+        seen["charging_in_transaction"] = connection.in_atomic_block
 
-    charging = threading.Thread(target=charge)
-    charging.start()
-    assert at_gateway.wait(30)
-    cancelling = threading.Thread(target=cancel)
-    cancelling.start()
-    cancelling.join(1.5)
-    assert cancelling.is_alive()  # waiting on the charge row, not deciding without it
-    release.set()
+    gateway.while_held = look_from_another_connection
+    gateway.release.set()
+    charge = charge_create(registration=created)
+
+    assert seen == {"attempts": 1, "status": "pending", "charging_in_transaction": False}
+    assert charge is not None and charge.status == "succeeded"
+
+
+def test_a_replay_after_the_gateway_forgot_the_idempotency_key_finds_the_charge_instead_of_charging_again(
+    monkeypatch,
+):
+    # given a charge the gateway made but whose answer was lost (a timeout), and a message dead-lettered
+    registration, created = register()
+    gateway = HeldGateway(then_time_out=True)
+    gateway.release.set()
+    monkeypatch.setattr("invoicing.services.get_gateway", lambda: gateway)
+    with pytest.raises(GatewayUnavailable):
+        charge_create(registration=created)
+    # when the dead letter is replayed days later, after the gateway forgot the key (Stripe keeps them 24 h)
+    gateway.idempotency_keys_forget()
+    gateway.then_time_out = False
+    charge = charge_create(registration=created)
+
+    # then the charge made the first time is recorded, and the card was charged once
+    made = gateway.charges_made(idempotency_key=str(registration.pk))
+    assert len(made) == 1
+    assert charge is not None and charge.status == "succeeded" and charge.gateway_reference == made[0].reference
+    assert charge.attempts == 2
+    assert OutboxMessage.objects.filter(event_type="payment.succeeded").count() == 1
+
+
+def test_a_cancellation_during_the_charge_does_not_wait_for_it_and_the_charge_is_refunded_when_it_lands(monkeypatch):
+    registration, created = register()
+    gateway = HeldGateway()
+    monkeypatch.setattr("invoicing.services.get_gateway", lambda: gateway)
+    outcome = {}
+    charging = in_thread(lambda: outcome.update(charge=charge_create(registration=created)))
+    assert gateway.at_gateway.wait(30)
+
+    # the cancellation neither waits for the gateway nor decides without it: it is retried later
+    registration_cancel(registration_id=registration.pk, reason="payment_deadline_passed")
+    with pytest.raises(ChargeInFlight):
+        refund_create(cancelled=cancelled_data(registration))
+    assert charging.is_alive()
+
+    gateway.release.set()
     charging.join(30)
-    cancelling.join(30)
+    again = refund_create(cancelled=cancelled_data(registration))  # the retried cancellation
 
-    assert Charge.objects.get(registration_id=registration.pk).status == "succeeded"
-    assert len(refunds) == 1 and refunds[0] is not None and refunds[0].status == "succeeded"
+    assert outcome["charge"].status == "succeeded"
+    assert again is not None and again.status == "succeeded"
+    assert Refund.objects.count() == 1
+    assert len(ledger("refunds", f"refund-{registration.pk}")) == 1
+    assert OutboxMessage.objects.filter(event_type="payment.refunded").count() == 1
+    # the registration is cancelled: nothing confirms or invoices it
+    assert not OutboxMessage.objects.filter(event_type="payment.succeeded").exists()
 
 
 def test_a_pending_registration_without_a_token_is_not_charged_but_dead_lettered():
@@ -137,6 +192,6 @@ def test_a_pending_registration_without_a_token_is_not_charged_but_dead_lettered
 
     PaymentToken.objects.all().delete()
 
-    with pytest.raises(ChargeImpossible), transaction.atomic():
+    with pytest.raises(ChargeImpossible):
         charge_create(registration=created)
-    assert not Charge.objects.exists()
+    assert not Charge.objects.exists()  # no attempt on record: the payment deadline's cancellation voids it

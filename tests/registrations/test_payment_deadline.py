@@ -42,7 +42,7 @@ def left_pending(registration, timeout=60):
 def gateway_charges(key):
     SandboxGateway()  # makes its ledger if no charge was ever made
     with sqlite3.connect(settings.SANDBOX_GATEWAY_PATH) as ledger:
-        return ledger.execute("SELECT succeeded FROM charges WHERE idempotency_key = ?", (key,)).fetchall()
+        return ledger.execute("SELECT succeeded FROM ledger_charges WHERE idempotency_key = ?", (key,)).fetchall()
 
 
 def test_a_registration_gets_its_events_payment_deadline():
