@@ -10,6 +10,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 
 from mice.selectors import timeline
@@ -103,7 +104,7 @@ class RegistrationAdmin(admin.ModelAdmin):
         "event_timeline",
     )
     readonly_fields = fields
-    actions = ["cancel_registrations"]
+    actions = ["cancel_registrations", "cancel_and_refund_registrations"]
 
     def has_cancel_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("registrations.cancel_registration")
@@ -127,6 +128,44 @@ class RegistrationAdmin(admin.ModelAdmin):
         if skipped:
             message += f" {skipped} not pending, left as they were."
         self.message_user(request, message, messages.SUCCESS)
+
+    @admin.action(permissions=["cancel"], description="Cancel the selected confirmed registrations and refund them…")
+    def cancel_and_refund_registrations(
+        self, request: HttpRequest, queryset: QuerySet[Registration]
+    ) -> TemplateResponse | None:
+        """An attendee who cannot come: cancel, release the seat; invoicing refunds and issues a credit note.
+
+        Asks first, on a page listing what will be cancelled: a refund cannot be taken back.
+        """
+        confirmed = queryset.filter(status=Registration.Status.CONFIRMED).select_related("event")
+        if request.POST.get("confirmed") != "yes":
+            return TemplateResponse(
+                request,
+                "admin/registrations/registration/cancel_and_refund.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": "Cancel and refund registrations?",
+                    "registrations": confirmed,
+                    "skipped": queryset.count() - confirmed.count(),
+                    "opts": self.model._meta,
+                    "action": "cancel_and_refund_registrations",
+                    "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                },
+            )
+        cancelled = 0
+        for registration_id in confirmed.values_list("id", flat=True):
+            registration_cancel(registration_id=registration_id, reason="cancelled_by_staff")
+            cancelled += 1
+            log.info(
+                "registration cancelled and refunded from admin",
+                extra={"mice": {"registration_id": str(registration_id), "user": request.user.get_username()}},
+            )
+        self.message_user(
+            request,
+            f"Cancelled {cancelled} confirmed registration(s); their payments are being refunded.",
+            messages.SUCCESS,
+        )
+        return None
 
     def has_add_permission(self, request: Any, obj: Any = None) -> bool:
         return False  # registrations are made through the form or the API, which take a seat and emit the event

@@ -206,3 +206,39 @@ def test_the_deploy_gives_registrations_pending_before_it_a_deadline_once():
         "payment_due_at": pending.payment_due_at.isoformat(),
     }
     assert not deadline_rows(confirmed).exists()
+
+
+def test_staff_cancel_a_confirmed_registration_after_confirming_and_it_is_to_be_refunded(staff_client):
+    event = make_event(capacity=1)
+    registration = register(event)
+    registration_confirm(registration_id=registration.pk)
+    client = staff_client("cancel_registration")
+    action = {"action": "cancel_and_refund_registrations", "_selected_action": [str(registration.pk)]}
+
+    # the action first asks, naming who will be cancelled and refunded
+    asked = client.post(reverse("admin:registrations_registration_changelist"), action)
+    assert asked.status_code == 200
+    assert "Yes, cancel and refund" in asked.content.decode() and "Ada Lovelace" in asked.content.decode()
+    assert Registration.objects.get(pk=registration.pk).status == "confirmed"
+
+    done = client.post(reverse("admin:registrations_registration_changelist"), {**action, "confirmed": "yes"})
+
+    assert done.status_code == 302
+    cancelled = Registration.objects.get(pk=registration.pk)
+    assert (cancelled.status, cancelled.cancellation_reason) == ("cancelled", "cancelled_by_staff")
+    assert Event.objects.get(pk=event.pk).seats_left == 1
+    (row,) = OutboxMessage.objects.filter(event_type="registration.cancelled")
+    assert row.envelope["data"]["was_confirmed"] is True  # invoicing refunds it
+
+
+def test_staff_without_the_permission_cannot_cancel_and_refund(staff_client):
+    registration = register(make_event())
+    registration_confirm(registration_id=registration.pk)
+    client = staff_client()
+
+    client.post(
+        reverse("admin:registrations_registration_changelist"),
+        {"action": "cancel_and_refund_registrations", "_selected_action": [str(registration.pk)], "confirmed": "yes"},
+    )
+
+    assert Registration.objects.get(pk=registration.pk).status == "confirmed"
