@@ -34,7 +34,7 @@ from registrations.idempotency import IdempotencyKeyReused, fingerprint, idempot
 from registrations.models import Registration
 from registrations.refusals import refusal_message
 from registrations.selectors import registration_get
-from registrations.services import RegistrationRefused, registration_create
+from registrations.services import RegistrationRefused, registration_cancel, registration_create
 
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}\Z")  # visible ASCII, as header values should be
@@ -249,3 +249,29 @@ class RegistrationDetailApi(PublicApi):
         if registration is None:
             raise NotFound("No such registration.")
         return Response(self.OutputSerializer(registration).data)
+
+
+class RegistrationCancelApi(PublicApi):
+    """The attendee cancels: whoever holds the registration's unguessable id (its status link) may.
+
+    A paid registration's charge is refunded by invoicing, which learns of the cancellation from
+    registration.cancelled. Cancelling a cancelled registration changes nothing and answers the same.
+    """
+
+    @extend_schema(
+        operation_id="registrations_cancel",
+        summary="Cancel a registration",
+        description=(
+            "Releases the seat; a paid registration is refunded (and its invoice credited) asynchronously. "
+            "Answers the registration, now `cancelled` with `cancellation_reason` `cancelled_by_attendee` (or the "
+            "reason it was cancelled for before)."
+        ),
+        request=None,
+        responses={200: RegistrationDetailApi.OutputSerializer, 404: NOT_FOUND},
+    )
+    def post(self, request: Request, registration_id: str) -> Response:
+        registration = registration_get(registration_id=registration_id)
+        if registration is None:
+            raise NotFound("No such registration.")
+        registration = registration_cancel(registration_id=registration.id, reason="cancelled_by_attendee")
+        return Response(RegistrationDetailApi.OutputSerializer(registration).data)

@@ -496,3 +496,24 @@ def test_the_docs_page_serves_swagger_ui_from_our_own_static_files(client):
     assert "/api/schema/" in page
     for cdn in ("cdn.jsdelivr.net", "unpkg.com", "cdnjs", "https://", "http://"):
         assert cdn not in page
+
+
+def test_the_attendee_cancels_through_the_api_and_the_seat_is_released(client):
+    event = make_event(capacity=1)
+    created = register(client, attendee(event.slug)).json()
+
+    answer = client.post(f"/api/registrations/{created['id']}/cancel/")
+    again = client.post(f"/api/registrations/{created['id']}/cancel/")
+
+    assert answer.status_code == 200
+    assert (answer.json()["status"], answer.json()["cancellation_reason"]) == ("cancelled", "cancelled_by_attendee")
+    assert again.status_code == 200 and again.json() == answer.json()
+    assert Event.objects.get(pk=event.pk).seats_left == 1
+    assert OutboxMessage.objects.filter(event_type="registration.cancelled").count() == 1
+
+
+def test_cancelling_an_unknown_or_malformed_id_is_a_json_404(client):
+    for registration_id in (uuid.uuid4(), "not-a-uuid"):
+        answer = client.post(f"/api/registrations/{registration_id}/cancel/")
+        assert answer.status_code == 404
+        assert answer.json()["detail"]
