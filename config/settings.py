@@ -164,6 +164,8 @@ SPECTACULAR_SETTINGS = {
 DEFAULT_VAT_RATE = os.environ.get("DEFAULT_VAT_RATE", "20.00")  # percent, for events that do not set one
 PAYMENT_GATEWAY = os.environ.get("PAYMENT_GATEWAY", "invoicing.gateways.SandboxGateway")
 SANDBOX_GATEWAY_PATH = os.environ.get("SANDBOX_GATEWAY_PATH", str(BASE_DIR / "var" / "sandbox-gateway.sqlite3"))
+# Seconds the sandbox remembers an idempotency key (Stripe: 24 hours); a charge repeated later is made again.
+SANDBOX_IDEMPOTENCY_KEY_TTL = float(os.environ.get("SANDBOX_IDEMPOTENCY_KEY_TTL", str(24 * 3600)))
 IDEMPOTENCY_KEY_TTL_HOURS = 24
 # How long a gateway call may be under way: a charge attempt older than this with no recorded outcome is taken
 # as over (its worker died or gave up) and looked up at the gateway when its registration is cancelled.

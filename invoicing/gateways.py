@@ -73,7 +73,7 @@ class SandboxGateway:
 
     def __init__(self, path: str | None = None) -> None:
         self.path = Path(path or settings.SANDBOX_GATEWAY_PATH)
-        self.key_ttl = float(getattr(settings, "SANDBOX_IDEMPOTENCY_KEY_TTL", 24 * 3600))
+        self.key_ttl = settings.SANDBOX_IDEMPOTENCY_KEY_TTL
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             # Every charge made, one row each (a forgotten key lets the same key charge twice).
