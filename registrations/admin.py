@@ -7,6 +7,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -149,7 +150,7 @@ class RegistrationAdmin(admin.ModelAdmin):
                     "skipped": queryset.count() - confirmed.count(),
                     "opts": self.model._meta,
                     "action": "cancel_and_refund_registrations",
-                    "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                    "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
                 },
             )
         cancelled = 0
