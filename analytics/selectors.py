@@ -15,7 +15,7 @@ from django.utils import timezone
 from analytics.models import RefundRecord, RegistrationRecord, RevenueEntry
 from registrations.selectors import event_get, event_list_upcoming
 
-SERIES_MINUTES = 60  # the chart's window: the last hour, a point per minute
+SERIES_MINUTES = 30  # the chart's window: the last half hour, a bar per minute
 CENTS = Decimal("0.01")
 
 
