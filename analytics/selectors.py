@@ -101,7 +101,7 @@ def _per_minute(field: str, since: dt.datetime) -> dict[tuple[str, dt.datetime],
 
 
 def event_figures_list(*, now: dt.datetime | None = None, minutes: int = SERIES_MINUTES) -> list[EventFigures]:
-    """Figures of every upcoming event, and of any other event analytics has heard of; upcoming first.
+    """Figures of every upcoming event, then of any other event with registrations in the window.
 
     A handful of grouped queries whatever the number of registrations, so that polling every few seconds
     stays cheap.
@@ -134,7 +134,10 @@ def event_figures_list(*, now: dt.datetime | None = None, minutes: int = SERIES_
 
     upcoming = list(event_list_upcoming())
     slugs = [event.slug for event in upcoming]
-    slugs += sorted((set(counts) | set(revenue) | set(refunds)) - set(slugs))
+    # An event that has ended stays off the dashboard unless something happened to it within the window
+    # (a late cancellation): its figures would otherwise crowd out the events being sold.
+    active = {slug for by_minute in series.values() for slug, _ in by_minute}
+    slugs += sorted(active - set(slugs))
     known = {event.slug: event for event in upcoming}
 
     figures = []

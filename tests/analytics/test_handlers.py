@@ -184,3 +184,20 @@ def test_the_chart_covers_the_last_half_hour_minute_by_minute():
     assert figures.series.minutes[-1] == now.replace(second=0, microsecond=0)
     assert figures.series.received[-1] == 1 and sum(figures.series.received) == 1
     assert figures.received == 2  # the totals count everything
+
+
+def test_an_event_that_has_ended_shows_only_while_its_registrations_move():
+    ended = make_event(
+        starts_at=timezone.now() - dt.timedelta(days=3),
+        ends_at=timezone.now() - dt.timedelta(days=2),
+        registration_opens_at=timezone.now() - dt.timedelta(days=9),
+        registration_closes_at=timezone.now() - dt.timedelta(days=4),
+    )
+    rid = stream.new_id()
+    handle(stream.created(ended, rid, timezone.now() - dt.timedelta(days=5)))
+    assert ended.slug not in [f.slug for f in event_figures_list()]
+
+    handle(stream.cancelled(ended, rid, timezone.now()))  # staff cancel it today
+
+    (figures,) = [f for f in event_figures_list() if f.slug == ended.slug]
+    assert (figures.received, figures.cancelled) == (1, 1)
