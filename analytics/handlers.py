@@ -1,32 +1,89 @@
-"""Figures per event, from registration and payment events."""
+"""Analytics' subscriptions: each event updates analytics' own rows, from which the figures are derived."""
 
+from __future__ import annotations
+
+import datetime as dt
 from decimal import Decimal
 
-from analytics.services import figures_add
+from analytics.models import RevenueEntry
+from analytics.services import refund_record, registration_record_update, revenue_entry_record
 from mice.consumers import subscribe
 from mice.events import Event
 
 
+def _time(event: Event) -> dt.datetime:
+    """When it happened: the envelope's time (set when the event was emitted, in the same transaction)."""
+    return dt.datetime.fromisoformat(event.time)
+
+
 @subscribe("registration.created")
 def count_registration(event: Event) -> None:
-    figures_add(event=event.data["event"], registrations=1)
+    registration_record_update(
+        registration_id=event.data["registration_id"],
+        event_slug=event.data["event"]["slug"],
+        at=_time(event),
+        received=True,
+        confirmed=event.data.get("status") == "confirmed",  # a free event's registration is confirmed at once
+    )
 
 
 @subscribe("registration.confirmed")
 def count_confirmation(event: Event) -> None:
-    figures_add(event=event.data["event"], confirmed=1)
+    registration_record_update(
+        registration_id=event.data["registration_id"],
+        event_slug=event.data["event"]["slug"],
+        at=_time(event),
+        confirmed=True,
+    )
 
 
 @subscribe("registration.cancelled")
 def count_cancellation(event: Event) -> None:
-    figures_add(event=event.data["event"], cancelled=1, confirmed=-1 if event.data.get("was_confirmed") else 0)
+    registration_record_update(
+        registration_id=event.data["registration_id"],
+        event_slug=event.data["event"]["slug"],
+        at=_time(event),
+        cancelled=True,
+    )
 
 
-@subscribe("payment.succeeded")
-def count_revenue(event: Event) -> None:
-    figures_add(event=event.data["event"], currency=event.data["currency"], revenue=Decimal(event.data["amount"]))
+@subscribe("invoice.issued")
+def count_invoice(event: Event) -> None:
+    revenue_entry_record(
+        kind=RevenueEntry.Kind.INVOICE,
+        document_id=str(event.data["invoice_id"]),
+        number=str(event.data.get("number", "")),
+        registration_id=event.data["registration_id"],
+        event_slug=event.data["event"]["slug"],
+        currency=event.data["currency"],
+        net=Decimal(event.data["net"]),
+        gross=Decimal(event.data["gross"]),
+        at=_time(event),
+    )
+
+
+@subscribe("credit_note.issued")
+def count_credit_note(event: Event) -> None:
+    revenue_entry_record(
+        kind=RevenueEntry.Kind.CREDIT_NOTE,
+        document_id=str(event.data["credit_note_id"]),
+        number=str(event.data.get("number", "")),
+        registration_id=event.data["registration_id"],
+        event_slug=event.data["event"]["slug"],
+        currency=event.data["currency"],
+        net=Decimal(event.data["net"]),
+        gross=Decimal(event.data["gross"]),
+        at=_time(event),
+    )
 
 
 @subscribe("payment.refunded")
 def count_refund(event: Event) -> None:
-    figures_add(event=event.data["event"], revenue=-Decimal(event.data["amount"]))
+    refund_record(
+        refund_id=str(event.data["refund_id"]),
+        registration_id=event.data["registration_id"],
+        event_slug=event.data["event"]["slug"],
+        currency=event.data["currency"],
+        amount=Decimal(event.data["amount"]),
+        at=_time(event),
+    )

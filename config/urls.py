@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("registrations.api_urls")),
+    path("dashboard/", include("analytics.urls")),
     path("", include("invoicing.urls")),
     path("", include("registrations.urls")),
 ]
