@@ -246,3 +246,29 @@ def test_a_worker_killed_mid_send_sends_again_with_the_same_message_id_once_the_
     rows = {row.kind: row for row in EmailLog.objects.filter(registration_id=registration.pk)}
     killed = next(kind for kind, row in rows.items() if row.attempts == 2)
     assert copies(smtp)[(f"<{killed}.{registration.pk}@localhost>", registration.email)] <= 2
+
+
+def test_a_recipient_refused_for_good_is_not_retried_nor_dead_lettered(system, smtp):
+    smtp.start()
+    system.worker(**smtp.env())
+    system.relay()
+    refused = register(make_event(price=Decimal("0")), "", "refused-ada@example.com")
+    accepted = register(make_event(price=Decimal("0")), "", "ada@example.com")
+
+    wait_until(
+        lambda: EmailLog.objects.filter(registration_id=refused.pk, status="failed").count() == 2,
+        timeout=60,
+        what="both e-mails to the refused address failed",
+    )
+    wait_until(lambda: set(copies(smtp)) == expected(accepted, "received", "confirmed"), timeout=60)
+    wait_until(
+        lambda: InboxEntry.objects.filter(handler__in=HANDLERS, event_id__in=events_of(refused)).count() == 2,
+        what="the refused e-mails' handlers done (acknowledged)",
+    )
+
+    assert not HandlerFailure.objects.filter(correlation_id=str(refused.pk)).exists()  # no retry, no dead letter
+    assert all("550" in row.error for row in EmailLog.objects.filter(registration_id=refused.pk))
+
+
+def events_of(registration: Registration) -> list:
+    return list(OutboxMessage.objects.filter(correlation_id=str(registration.pk)).values_list("event_id", flat=True))
