@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -52,7 +53,7 @@ def email_send(*, draft: Draft) -> EmailLog:
             extra={"mice": {"registration_id": draft.registration_id, "kind": draft.kind, "status": email.status}},
         )
         return email
-    started = timezone.now()
+    started = time.monotonic()
     try:
         message = render(draft)  # an address we cannot mail fails here, for good
         message.send()
@@ -61,7 +62,7 @@ def email_send(*, draft: Draft) -> EmailLog:
     # <- A crash here (after the server accepted the message, before the commit below) is the one window in
     #    which the attendee can get a second copy: the row is still `queued` and a redelivery sends again,
     #    with the same Message-ID. It lasts from the server's final reply to the commit of this update.
-    return _email_record_sent(email=email, message=message, started=started)
+    return _email_record_sent(email=email, message=message, started=started, returned=time.monotonic())
 
 
 def _email_claim(*, draft: Draft) -> EmailLog:
@@ -94,14 +95,17 @@ def _email_claim(*, draft: Draft) -> EmailLog:
     return email
 
 
-def _email_record_sent(*, email: EmailLog, message: AnymailMessage, started: dt.datetime) -> EmailLog:
-    esp_id = message.anymail_status.message_id
-    with transaction.atomic():
-        # Only from queued: a tracking webhook may already have said delivered (it can arrive before this).
-        EmailLog.objects.filter(pk=email.pk, status=EmailLog.Status.QUEUED).update(
-            status=EmailLog.Status.SENT, sent_at=timezone.now(), attempted_at=None, error="", updated_at=timezone.now()
-        )
-        EmailLog.objects.filter(pk=email.pk).update(esp_message_id=str(esp_id or "")[:300])
+def _email_record_sent(*, email: EmailLog, message: AnymailMessage, started: float, returned: float) -> EmailLog:
+    esp_id = str(message.anymail_status.message_id or "")[:300]
+    now = timezone.now()
+    # One statement, committed at once (autocommit): this is the window's end. Only from queued: a tracking
+    # webhook may have said delivered already (it can arrive before this), and that is kept.
+    recorded = EmailLog.objects.filter(pk=email.pk, status=EmailLog.Status.QUEUED).update(
+        status=EmailLog.Status.SENT, sent_at=now, attempted_at=None, error="", esp_message_id=esp_id, updated_at=now
+    )
+    if not recorded:
+        EmailLog.objects.filter(pk=email.pk).update(sent_at=now, attempted_at=None, esp_message_id=esp_id)
+    committed = time.monotonic()
     email.refresh_from_db()
     log.info(
         "e-mail sent",
@@ -110,7 +114,10 @@ def _email_record_sent(*, email: EmailLog, message: AnymailMessage, started: dt.
                 "registration_id": str(email.registration_id),
                 "kind": email.kind,
                 "attempt": email.attempts,
-                "send_ms": round((timezone.now() - started).total_seconds() * 1000, 1),
+                "send_ms": round((returned - started) * 1000, 1),
+                # From the backend's return (after the server's acceptance and QUIT) to our commit: part of
+                # the window in which a crash sends a second copy (docs/notifications.md).
+                "record_ms": round((committed - returned) * 1000, 2),
             }
         },
     )
