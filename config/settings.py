@@ -135,10 +135,27 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
-# E-mail: console by default; set EMAIL_BACKEND to an anymail backend plus ANYMAIL_* in production.
+# E-mail (docs/notifications.md): console by default; an anymail backend plus ANYMAIL_* (e.g.
+# EMAIL_BACKEND=anymail.backends.postmark.EmailBackend, ANYMAIL_POSTMARK_SERVER_TOKEN), or Django's SMTP
+# backend with EMAIL_HOST and the rest. ANYMAIL_WEBHOOK_SECRET ("user:password") protects the tracking
+# webhooks; without it they are not served at all (config/urls.py).
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "MICE registrations <no-reply@localhost>")
 ANYMAIL = {k[len("ANYMAIL_") :]: v for k, v in os.environ.items() if k.startswith("ANYMAIL_")}
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)  # STARTTLS, usually port 587
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)  # implicit TLS, usually port 465
+# Seconds any one SMTP socket operation may block: without it a hung server holds a worker forever.
+EMAIL_TIMEOUT = float(os.environ.get("EMAIL_TIMEOUT", "30"))
+# The right-hand side of the Message-ID we set (<kind.registration-id@domain>): by default the sender's domain.
+MICE_EMAIL_MESSAGE_ID_DOMAIN = os.environ.get(
+    "MICE_EMAIL_MESSAGE_ID_DOMAIN", DEFAULT_FROM_EMAIL.rpartition("@")[2].strip(" >") or "localhost"
+)
+# Who attendees may write to (shown in every e-mail); empty: nobody named.
+MICE_EMAIL_CONTACT = os.environ.get("MICE_EMAIL_CONTACT", "")
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -209,6 +226,10 @@ CELERY_TASK_ACKS_ON_TIMEOUT = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_TASK_TIME_LIMIT = int(os.environ.get("MICE_HANDLER_TIME_LIMIT", "300"))
+# How long a started e-mail send is assumed to be still running: a redelivery within it waits (retries later)
+# rather than send a second copy beside it. After a crash the e-mail goes out again once it expires. No
+# handler runs longer than the hard time limit, so by default nothing can still be sending by then.
+MICE_EMAIL_SEND_LEASE = float(os.environ.get("MICE_EMAIL_SEND_LEASE", str(CELERY_TASK_TIME_LIMIT)))
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Celery's Django fix-up closes the database connection around every task unless this is set: a new
 # PostgreSQL connection per event capped a worker near 80 events/s (bench/relay.py). Handlers drop a

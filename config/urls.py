@@ -1,5 +1,6 @@
 """URL routes."""
 
+from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
@@ -18,5 +19,10 @@ urlpatterns = [
     path("api/", include("registrations.api_urls")),
     path("dashboard/", include("analytics.urls")),
     path("", include("invoicing.urls")),
+    *(
+        # anymail's ESP webhooks (tracking: delivered, bounced...), behind its HTTP basic auth. Without a
+        # secret anymail would take anyone's posts, so they are not served at all.
+        [path("anymail/", include("anymail.urls"))] if settings.ANYMAIL.get("WEBHOOK_SECRET") else []
+    ),
     path("", include("registrations.urls")),
 ]

@@ -9,6 +9,8 @@ os.environ.setdefault("SECRET_KEY", "tests-only-" + os.urandom(24).hex())
 os.environ.setdefault("MICE_RATE_LIMIT_REGISTRATIONS", "1000000/1h")
 # Test clients connect directly: no proxy in front, so a forged X-Forwarded-For must be ignored.
 os.environ.setdefault("MICE_TRUSTED_PROXIES", "0")
+# anymail's tracking webhooks are served only with a secret (config/urls.py): the webhook tests post with it.
+os.environ.setdefault("ANYMAIL_WEBHOOK_SECRET", "tracking:tests-only-webhook-secret")
 
 from config.settings import *  # noqa: F403
 from config.settings import INSTALLED_APPS, STORAGES
