@@ -9,10 +9,12 @@ from django.conf import settings
 from django.core import signing
 from django.urls import reverse
 
-from invoicing.models import Charge, Invoice
+from invoicing.models import Charge, CreditNote, Invoice
 
-# Signed download links: the signature covers the invoice id, so changing the id breaks it.
+# Signed download links: the signature covers the document's id, so changing the id breaks it; each kind of
+# document has its own salt, so an invoice's link never opens the credit note with the same id.
 DOWNLOAD_SALT = "invoicing.invoice-download"
+CREDIT_NOTE_DOWNLOAD_SALT = "invoicing.credit-note-download"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,3 +51,48 @@ def invoice_download_url(*, invoice_id: int) -> str:
 def invoice_for_registration(*, registration_id: uuid.UUID | str) -> Invoice | None:
     """The registration's invoice, if one was issued."""
     return Invoice.objects.filter(registration_id=registration_id).first()
+
+
+def credit_note_pdf_get(*, credit_note_id: int) -> Document | None:
+    """The credit note's PDF, as stored (rendered and stored if not yet)."""
+    credit_note = CreditNote.objects.select_related("invoice").filter(pk=credit_note_id).first()
+    if credit_note is None:
+        return None
+    content = bytes(credit_note.pdf)
+    if not content:
+        from invoicing.documents import credit_note_pdf
+
+        content = credit_note_pdf(credit_note)
+    return Document(filename=f"credit-note-{credit_note.number}.pdf", content=content)
+
+
+def credit_note_download_url(*, credit_note_id: int) -> str:
+    """An absolute link to the credit note's PDF for its attendee, signed, valid for MICE_INVOICE_LINK_MAX_AGE."""
+    token = signing.TimestampSigner(salt=CREDIT_NOTE_DOWNLOAD_SALT).sign(str(credit_note_id))
+    return settings.MICE_SITE_URL.rstrip("/") + reverse("invoicing:credit_note_download", kwargs={"token": token})
+
+
+def registration_document_links(*, registration_id: uuid.UUID | str) -> list[dict[str, str]]:
+    """The attendee's documents for a registration, as links: the invoice, then its credit note if any."""
+    invoice = Invoice.objects.filter(registration_id=registration_id).select_related("credit_note").first()
+    if invoice is None:
+        return []
+    links = [
+        {
+            "kind": "invoice",
+            "title": "invoice",
+            "number": invoice.number,
+            "url": invoice_download_url(invoice_id=invoice.pk),
+        }
+    ]
+    credit_note = getattr(invoice, "credit_note", None)
+    if credit_note is not None:
+        links.append(
+            {
+                "kind": "credit_note",
+                "title": "credit note",
+                "number": credit_note.number,
+                "url": credit_note_download_url(credit_note_id=credit_note.pk),
+            }
+        )
+    return links

@@ -7,4 +7,5 @@ from invoicing import views
 app_name = "invoicing"
 urlpatterns = [
     path("invoices/<str:token>/", views.invoice_download, name="invoice_download"),
+    path("credit-notes/<str:token>/", views.credit_note_download, name="credit_note_download"),
 ]
