@@ -54,6 +54,9 @@ _SEED = (
     + "ĀāĄąĆćČčĒēĘęĚěĞğĪīİıŁłŃńŇňŌōŐőŒœŘřŚśŞşŠšŤťŪūŮůŰűŹźŻżŽž"
 )
 
+MARGIN = 17.5 * mm
+WIDTH = A4[0] - 2 * MARGIN - 12  # the frame's width inside its 6 pt padding: tables span exactly this
+
 INK = colors.HexColor("#1f2933")
 MUTED = colors.HexColor("#616e7c")
 ACCENT = colors.HexColor("#1d4e89")
@@ -83,7 +86,8 @@ class Fonts:
         covered = [_glyphs(face), *(_glyphs(name) for name in self.fallbacks)]
         names = [face, *self.fallbacks]
         parts: list[str] = []
-        current, run = 0, []
+        current = 0
+        run: list[str] = []
         for char in text:
             index = next((i for i, glyphs in enumerate(covered) if ord(char) in glyphs or char.isspace()), 0)
             if index != current and run:
@@ -299,12 +303,13 @@ def render(content: dict[str, Any], *, fonts: Fonts) -> bytes:
             [p(seller["name"], "seller", bold=True), p(content["title"].upper(), "title", bold=True)],
             [lines(seller["address"], "muted"), facts_table],
         ],
-        colWidths=[95 * mm, 80 * mm],
+        colWidths=[WIDTH - 80 * mm, 80 * mm],
     )
     header.setStyle(
         TableStyle(
             [
                 ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("ALIGN", (-1, 0), (-1, -1), "RIGHT"),
                 ("LEFTPADDING", (0, 0), (0, -1), 0),
                 ("RIGHTPADDING", (-1, 0), (-1, -1), 0),
                 ("LINEBELOW", (0, -1), (-1, -1), 1.2, ACCENT),
@@ -320,7 +325,7 @@ def render(content: dict[str, Any], *, fonts: Fonts) -> bytes:
             *([[p(buyer["company"], "base")]] if buyer.get("company") else []),
             [p(buyer["email"], "muted")],
         ],
-        colWidths=[175 * mm],
+        colWidths=[WIDTH],
     )
     bill_to.setStyle(TableStyle([("LEFTPADDING", (0, 0), (-1, -1), 0), ("TOPPADDING", (0, 0), (-1, -1), 1)]))
 
@@ -355,7 +360,7 @@ def render(content: dict[str, Any], *, fonts: Fonts) -> bytes:
                 p(_amount(content["gross"], currency), "right"),
             ],
         ],
-        colWidths=[75 * mm, 27 * mm, 19 * mm, 27 * mm, 27 * mm],
+        colWidths=[WIDTH - 100 * mm, 27 * mm, 19 * mm, 27 * mm, 27 * mm],
         repeatRows=1,
     )
     items.setStyle(
@@ -429,22 +434,22 @@ def render(content: dict[str, Any], *, fonts: Fonts) -> bytes:
         canvas.saveState()
         canvas.setStrokeColor(RULE)
         canvas.setLineWidth(0.5)
-        canvas.line(doc.leftMargin, 20 * mm, A4[0] - doc.rightMargin, 20 * mm)
+        canvas.line(doc.leftMargin + 6, 20 * mm, A4[0] - doc.rightMargin - 6, 20 * mm)
         for index, text in enumerate(footer):
             line = Paragraph(t(text), s["footer"])
-            _, height = line.wrap(doc.width, 10 * mm)
-            line.drawOn(canvas, doc.leftMargin, (16 - 4 * index) * mm - height / 2)
+            _, height = line.wrap(WIDTH, 10 * mm)
+            line.drawOn(canvas, doc.leftMargin + 6, (16 - 4 * index) * mm - height / 2)
         canvas.setFont(fonts.regular, 7.5)
         canvas.setFillColor(MUTED)
-        canvas.drawRightString(A4[0] - doc.rightMargin, 7 * mm, f"Page {doc.page}")
+        canvas.drawRightString(A4[0] - doc.rightMargin - 6, 7 * mm, f"Page {doc.page}")
         canvas.restoreState()
 
     buffer = io.BytesIO()
     doc = SimpleDocTemplate(
         buffer,
         pagesize=A4,
-        leftMargin=17.5 * mm,
-        rightMargin=17.5 * mm,
+        leftMargin=MARGIN,
+        rightMargin=MARGIN,
         topMargin=18 * mm,
         bottomMargin=26 * mm,
         title=f"{content['title']} {content['number']}",

@@ -20,6 +20,7 @@ from registrations.models import Event, Registration
 from registrations.refusals import refusal_message
 from registrations.selectors import event_get, event_list_upcoming, registration_get
 from registrations.services import RegistrationRefused, registration_create
+from registrations.signals import registration_documents_get
 
 FINAL_STATUSES = {Registration.Status.CONFIRMED, Registration.Status.CANCELLED}
 
@@ -138,10 +139,16 @@ def registration_detail(request: HttpRequest, registration_id: str) -> HttpRespo
     registration = registration_get(registration_id=registration_id)
     if registration is None:
         return _not_found(request, "There is no such registration. Please check the link you followed.")
+    documents = registration_documents_get(registration_id=registration.id)
     context = {
         "registration": registration,
         "event": registration.event,
         "is_final": registration.status in FINAL_STATUSES,
+        "documents": documents,
+        # A paid registration's documents (its invoice) follow its confirmation: the page keeps watching for them.
+        "awaiting_documents": registration.status == Registration.Status.CONFIRMED
+        and not registration.event.is_free
+        and not documents,
         "cancellation_message": cancellation_message(registration.cancellation_reason),
         "event_is_open": availability_of(registration.event).is_open,
         # The REST API's view of the registration; the page polls it until the status is final.

@@ -35,6 +35,7 @@ from registrations.models import Registration
 from registrations.refusals import refusal_message
 from registrations.selectors import registration_get
 from registrations.services import RegistrationRefused, registration_cancel, registration_create
+from registrations.signals import registration_documents_get
 
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}\Z")  # visible ASCII, as header values should be
@@ -233,9 +234,18 @@ class RegistrationDetailApi(PublicApi):
             ref_name = "Registration"
 
         @extend_schema_field(
-            {"type": "object", "nullable": True, "description": "null until invoicing provides it (paid events)"}
+            {
+                "type": "object",
+                "nullable": True,
+                "description": "null until the invoice is issued (paid events): its number and a signed download "
+                "link that expires",
+                "properties": {"number": {"type": "string"}, "url": {"type": "string", "format": "uri"}},
+            }
         )
-        def get_invoice(self, registration: Registration) -> None:
+        def get_invoice(self, registration: Registration) -> dict[str, str] | None:
+            for link in registration_documents_get(registration_id=registration.id):
+                if link.get("kind") == "invoice":
+                    return {"number": link["number"], "url": link["url"]}
             return None
 
     @extend_schema(

@@ -1,6 +1,8 @@
 // Keeps the attendee's status page current without a reload: polls the registration's JSON every
 // second until its status is final, then swaps in the server-rendered status region, so the wording
-// lives in one place (the template).
+// lives in one place (the template). A paid registration's documents (the invoice) follow its
+// confirmation: while the region says it awaits them, polling goes on (for a few minutes) until the
+// JSON names the invoice.
 (function () {
   "use strict";
   var region = document.getElementById("status-region");
@@ -10,7 +12,9 @@
   var FINAL = ["confirmed", "cancelled"];
   var pollUrl = region.dataset.pollUrl;
   var status = region.dataset.status;
+  var awaitingDocuments = region.dataset.awaitingDocuments === "true";
   var started = Date.now();
+  var DOCUMENTS_PATIENCE = 300000;
   var failures = 0;
 
   function isFinal(value) {
@@ -38,9 +42,15 @@
         }
         region.className = fresh.className;
         region.dataset.status = fresh.dataset.status;
+        region.dataset.awaitingDocuments = fresh.dataset.awaitingDocuments;
         region.innerHTML = fresh.innerHTML;
         status = fresh.dataset.status;
+        awaitingDocuments = fresh.dataset.awaitingDocuments === "true";
       });
+  }
+
+  function watching() {
+    return !isFinal(status) || (awaitingDocuments && Date.now() - started < DOCUMENTS_PATIENCE);
   }
 
   function nextDelay() {
@@ -55,20 +65,21 @@
     getOk(pollUrl, "application/json")
       .then(function (response) { return response.json(); })
       .then(function (data) {
-        return data.status !== status ? refreshRegion() : null;
+        var documentsArrived = awaitingDocuments && data.invoice;
+        return data.status !== status || documentsArrived ? refreshRegion() : null;
       })
       .then(
         function () { failures = 0; },
         function () { failures += 1; }
       )
       .then(function () {
-        if (!isFinal(status)) {
+        if (watching()) {
           window.setTimeout(poll, nextDelay());
         }
       });
   }
 
-  if (!isFinal(status)) {
+  if (watching()) {
     window.setTimeout(poll, 1000);
   }
 })();
