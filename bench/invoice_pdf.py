@@ -12,6 +12,10 @@ invoice, in this one process.
   cjk:     unicode with a different Chinese name per document (a fallback-font subset built per document:
            the worst case), for information.
 
+With --plain, "unicode" uses reportlab's own TTFont for the same font files instead (what
+invoicing.documents improves on: every document subsets, compresses and formats its embedded fonts anew).
+reportlab keeps one font object per face and process, so the two cannot share a process.
+
 Each case renders a different attendee name per document (so subsetting is not handed the same text
 every time). The cases take turns in blocks of 10 documents, timed in CPU seconds of this process, so
 that other work on the machine weighs on them alike; the median of the rounds counts.
@@ -124,6 +128,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="length of one round of one case")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--plain", action="store_true", help="reportlab's TTFont, without invoicing's caching")
     args = parser.parse_args()
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -133,9 +138,14 @@ def main() -> None:
 
     django.setup()
     import reportlab
+    from reportlab.pdfbase.ttfonts import TTFont
 
+    from invoicing import documents
     from invoicing.documents import BUILTIN_FONTS, render, unicode_fonts
 
+    if args.plain:
+        documents.SubsetCachingTTFont = TTFont  # type: ignore[misc,assignment]
+        documents._seed = lambda canvas, fonts: None
     began = time.perf_counter()
     fonts = unicode_fonts()
     registration_ms = (time.perf_counter() - began) * 1000
@@ -147,6 +157,7 @@ def main() -> None:
 
     say(f"machine: {cpu_model()}, {os.cpu_count()} cores, {ram_gib()} RAM, {platform.platform()}")
     say(f"python {platform.python_version()}, reportlab {reportlab.Version}")
+    say("fonts: " + ("reportlab's TTFont (--plain)" if args.plain else "invoicing.documents.SubsetCachingTTFont"))
     say(f"font registration (once per process): {registration_ms:.0f} ms")
     for render_case in cases.values():  # warm up: imports, caches, the first subsets
         for index in range(20):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import io
-import os
 import zlib
 from collections.abc import Sequence
 from decimal import Decimal
@@ -32,9 +31,8 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, Tabl
 
 from invoicing.models import CreditNote, Invoice
 
-# Where Debian's packages put the fonts (scripts/setup installs them); MICE_PDF_FONT_DIR may point elsewhere.
+# Where Debian's packages put the fonts (scripts/setup installs them).
 _FONT_DIRS = [
-    Path(os.environ["MICE_PDF_FONT_DIR"]) if os.environ.get("MICE_PDF_FONT_DIR") else None,
     Path("/usr/share/fonts/truetype/dejavu"),
     Path("/usr/share/fonts/truetype/droid"),
     Path("/usr/share/fonts-droid-fallback/truetype"),
@@ -210,7 +208,7 @@ def _seed(canvas: Canvas, fonts: Fonts) -> None:
     """
     for name in (fonts.regular, fonts.bold):
         font = pdfmetrics.getFont(name)
-        if isinstance(font, TTFont):
+        if isinstance(font, SubsetCachingTTFont):  # a bigger subset 0 pays only where it is cached
             font.splitString(_SEED, canvas._doc)
 
 
@@ -222,9 +220,9 @@ def _glyphs(font_name: str) -> frozenset[int]:
 
 def _font_path(filename: str) -> Path:
     for directory in _FONT_DIRS:
-        if directory is not None and (directory / filename).is_file():
+        if (directory / filename).is_file():
             return directory / filename
-    raise FontMissing(f"{filename} not found in {[str(d) for d in _FONT_DIRS if d]}")
+    raise FontMissing(f"{filename} not found in {[str(d) for d in _FONT_DIRS]}; run scripts/setup")
 
 
 @cache

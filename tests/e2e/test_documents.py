@@ -34,6 +34,7 @@ def test_the_invoice_link_appears_on_a_confirmed_registrations_page_without_a_re
     paid["registration_id"] = str(registration.pk)
     with transaction.atomic():
         invoice = invoice_issue(paid=paid)
+    assert invoice is not None
 
     # then its link shows up in the same document, and downloads the PDF
     link = page.get_by_role("link", name=f"Download invoice {invoice.number} (PDF)")
