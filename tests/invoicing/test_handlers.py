@@ -105,3 +105,15 @@ def test_a_refund_after_a_cancellation_makes_one_credit_note_even_when_the_cance
     assert OutboxMessage.objects.filter(correlation_id=correlation, event_type="credit_note.issued").count() == 1
     text = PdfReader(io.BytesIO(stored_pdf(CreditNote, pk=credit_note.pk))).pages[0].extract_text()
     assert credit_note.number in text and invoice.number in text and "Ada Lovelace" in text
+
+
+def test_a_flaky_charge_still_ends_with_exactly_one_invoice(running):
+    registration = register(make_event(), token="tok_flaky")
+
+    wait_until(lambda: Invoice.objects.filter(registration_id=registration.pk).exists(), timeout=90, what="invoice")
+    wait_until(lambda: Registration.objects.get(pk=registration.pk).status == "confirmed", timeout=60)
+    invoice = Invoice.objects.get(registration_id=registration.pk)
+    pdf = stored_pdf(Invoice, pk=invoice.pk)
+    assert invoice.number in PdfReader(io.BytesIO(pdf)).pages[0].extract_text()
+    assert Invoice.objects.count() == 1
+    assert OutboxMessage.objects.filter(correlation_id=str(registration.pk), event_type="invoice.issued").count() == 1
