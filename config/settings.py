@@ -150,6 +150,8 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)  # STARTTLS, usually port 587
 EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)  # implicit TLS, usually port 465
 # Seconds any one SMTP socket operation may block: without it a hung server holds a worker forever.
 EMAIL_TIMEOUT = float(os.environ.get("EMAIL_TIMEOUT", "30"))
+# Django's file backend (django.core.mail.backends.filebased.EmailBackend) writes each message here.
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(BASE_DIR / "var" / "mail"))
 # The right-hand side of the Message-ID we set (<kind.registration-id@domain>): by default the sender's domain.
 MICE_EMAIL_MESSAGE_ID_DOMAIN = os.environ.get(
     "MICE_EMAIL_MESSAGE_ID_DOMAIN", DEFAULT_FROM_EMAIL.rpartition("@")[2].strip(" >") or "localhost"

@@ -174,6 +174,11 @@ def cancellation_reason(reason: str) -> tuple[str, str]:
             "The payment for your registration was not completed before the payment deadline.",
             "You can register again if seats are still available.",
         )
+    if reason == "cancelled_by_attendee":
+        return (
+            "You cancelled your registration, as you asked.",
+            "You can register again while seats are available.",
+        )
     if reason == "cancelled_by_staff":
         return (
             "Your registration was cancelled by the organiser.",

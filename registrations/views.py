@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from ratelimits.clients import client_address
 from ratelimits.rules import Scope
@@ -19,7 +19,7 @@ from registrations.idempotency import IdempotencyKeyReused, fingerprint, idempot
 from registrations.models import Event, Registration
 from registrations.refusals import refusal_message
 from registrations.selectors import event_get, event_list_upcoming, registration_get
-from registrations.services import RegistrationRefused, registration_create
+from registrations.services import RegistrationRefused, registration_cancel, registration_create
 from registrations.signals import registration_documents_get
 
 FINAL_STATUSES = {Registration.Status.CONFIRMED, Registration.Status.CANCELLED}
@@ -29,6 +29,11 @@ _SEAT_RELEASED = "so the registration was cancelled and the seat released."
 CANCELLATION_MESSAGES = {
     "payment_failed:card_declined": f"Your card was declined, {_SEAT_RELEASED}",
     "payment_failed:invalid_token": f"The payment method was not accepted, {_SEAT_RELEASED}",
+    "payment_deadline_passed": f"The payment did not arrive in time, {_SEAT_RELEASED}",
+    "cancelled_by_attendee": "You cancelled this registration and its seat was released. "
+    "Any payment is refunded to your card.",
+    "cancelled_by_staff": "The organiser cancelled this registration and its seat was released. "
+    "Any payment is refunded to your card.",
 }
 PAYMENT_FAILED_MESSAGE = f"The payment did not go through, {_SEAT_RELEASED}"
 CANCELLED_MESSAGE = "This registration was cancelled and its seat released."
@@ -157,6 +162,19 @@ def registration_detail(request: HttpRequest, registration_id: str) -> HttpRespo
     response = render(request, "registrations/registration_detail.html", context)
     response["Cache-Control"] = "no-store"  # the status changes by itself; never show a stale copy
     return response
+
+
+@require_POST
+def registration_cancel_by_attendee(request: HttpRequest, registration_id: str) -> HttpResponse:
+    """The status page's "cancel my registration": whoever holds the page's unguessable link may.
+
+    Cancelling twice changes nothing; a paid registration is refunded by invoicing, asynchronously.
+    """
+    registration = registration_get(registration_id=registration_id)
+    if registration is None:
+        return _not_found(request, "There is no such registration. Please check the link you followed.")
+    registration_cancel(registration_id=registration.id, reason="cancelled_by_attendee")
+    return HttpResponseSeeOther(reverse("pages:registration_detail", args=[registration.id]))
 
 
 def _take_back(verdict: Verdict | None) -> None:

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
 from registrations.models import Event, Registration
@@ -542,3 +543,35 @@ def test_pages_escape_what_attendees_typed(client):
 
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_the_attendee_cancels_from_the_status_page_and_sees_it_cancelled(client):
+    event = make_event(capacity=1)
+    registration = registration_create(
+        event_slug=event.slug, first_name="Ada", last_name="Lovelace", email="ada@example.com", payment_token="tok_visa"
+    )
+    page = client.get(reverse("pages:registration_detail", args=[registration.pk]))
+    assert "Cancel this registration" in page.content.decode()
+
+    answer = client.post(reverse("pages:registration_cancel", args=[registration.pk]))
+
+    assert answer.status_code == 303
+    assert answer["Location"] == reverse("pages:registration_detail", args=[registration.pk])
+    cancelled = Registration.objects.get(pk=registration.pk)
+    assert (cancelled.status, cancelled.cancellation_reason) == ("cancelled", "cancelled_by_attendee")
+    assert Event.objects.get(pk=event.pk).seats_left == 1
+    shown = client.get(answer["Location"]).content.decode()
+    assert "You cancelled this registration" in shown and "Cancel this registration" not in shown
+
+
+def test_cancelling_from_the_page_needs_a_post_and_a_real_registration(client):
+    registration = registration_create(
+        event_slug=make_event().slug,
+        first_name="Ada",
+        last_name="Lovelace",
+        email="ada@example.com",
+        payment_token="tok_visa",
+    )
+    assert client.get(reverse("pages:registration_cancel", args=[registration.pk])).status_code == 405
+    assert client.post(reverse("pages:registration_cancel", args=["not-a-registration"])).status_code == 404
+    assert Registration.objects.get(pk=registration.pk).status == "pending"
