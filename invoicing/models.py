@@ -26,7 +26,9 @@ class Charge(models.Model):
     gateway_reference = models.CharField(max_length=100, blank=True, default="")
     decline_code = models.CharField(max_length=100, blank=True, default="")
     attempts = models.PositiveIntegerField(
-        default=0, help_text="Calls made to the gateway; each is committed here before the call is made."
+        default=0,
+        db_default=0,  # the previous release, still running during a deploy, inserts rows without it
+        help_text="Calls made to the gateway; each is committed here before the call is made.",
     )
     attempted_at = models.DateTimeField(null=True, blank=True, help_text="When the last gateway call started.")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -19,7 +19,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='charge',
             name='attempts',
-            field=models.PositiveIntegerField(default=0, help_text='Calls made to the gateway; each is committed here before the call is made.'),
+            field=models.PositiveIntegerField(db_default=0, default=0, help_text='Calls made to the gateway; each is committed here before the call is made.'),
         ),
         migrations.CreateModel(
             name='DocumentSeries',

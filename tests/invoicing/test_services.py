@@ -195,3 +195,15 @@ def test_a_pending_registration_without_a_token_is_not_charged_but_dead_lettered
     with pytest.raises(ChargeImpossible):
         charge_create(registration=created)
     assert not Charge.objects.exists()  # no attempt on record: the payment deadline's cancellation voids it
+
+
+def test_the_previous_release_can_still_insert_charges_during_the_deploy():
+    """Its INSERT names only the columns it knows: the attempt columns need database defaults."""
+    registration, _ = register()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO invoicing_charge (registration_id, amount, currency, status, gateway, gateway_reference, "
+            "decline_code, created_at) VALUES (%s, 120, 'EUR', 'pending', 'sandbox', '', '', now())",
+            [registration.pk],
+        )
+    assert Charge.objects.get(registration_id=registration.pk).attempts == 0
