@@ -11,7 +11,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from invoicing.selectors import charge_succeeded
-from mice.outbox import emit
+from mice.outbox import caused_by, emit
 from registrations import payloads
 from registrations.events import (
     REGISTRATION_CANCELLED,
@@ -80,27 +80,29 @@ def registration_create(
         if not event.is_free:
             PaymentToken.objects.create(registration=registration, token=payment_token)
         correlation = str(registration.id)
-        emit(
+        created = emit(
             REGISTRATION_CREATED,
             subject=correlation,
             data=payloads.registration_created(registration),
             correlation_id=correlation,
         )
-        if event.is_free:
-            emit(
-                REGISTRATION_CONFIRMED,
-                subject=correlation,
-                data=payloads.registration_confirmed(registration),
-                correlation_id=correlation,
-            )
-        else:
-            emit(
-                REGISTRATION_PAYMENT_DEADLINE_REACHED,
-                subject=correlation,
-                data=payloads.registration_payment_deadline_reached(registration),
-                correlation_id=correlation,
-                deliver_at=due,
-            )
+        # Emitted beside registration.created, and caused by it: the saga's timeline is one chain.
+        with caused_by(created):
+            if event.is_free:
+                emit(
+                    REGISTRATION_CONFIRMED,
+                    subject=correlation,
+                    data=payloads.registration_confirmed(registration),
+                    correlation_id=correlation,
+                )
+            else:
+                emit(
+                    REGISTRATION_PAYMENT_DEADLINE_REACHED,
+                    subject=correlation,
+                    data=payloads.registration_payment_deadline_reached(registration),
+                    correlation_id=correlation,
+                    deliver_at=due,
+                )
         seat_taken = Event.objects.filter(pk=event.pk, seats_taken__lt=F("capacity")).update(
             seats_taken=F("seats_taken") + 1
         )

@@ -62,6 +62,7 @@ def test_tok_visa_ends_confirmed_with_one_charge_and_a_causal_chain(running):
     # the payment's two consequences are handled concurrently: either may be recorded first
     by_type = {e["type"]: e for e in after_payment}
     confirmed, invoiced = by_type["registration.confirmed"], by_type["invoice.issued"]
+    assert created.get("causationid") is None and deadline["causationid"] == created["id"]
     assert paid["causationid"] == created["id"] and confirmed["causationid"] == paid["id"]
     assert invoiced["causationid"] == paid["id"]
     assert {e["correlationid"] for e in (created, paid, confirmed, invoiced)} == {str(registration.pk)}
@@ -121,6 +122,10 @@ def test_a_free_event_confirms_without_a_charge_and_the_figures_follow(running):
     assert Registration.objects.get(pk=registration.pk).status == "confirmed"
     wait_until(lambda: RegistrationRecord.objects.filter(event_slug="free-meetup", status="confirmed").count() == 1)
     assert not Charge.objects.exists()
+    # the confirmation, emitted beside the registration, names it as its cause: the timeline is one chain
+    created, confirmed = (row.envelope for row in events_of(registration))
+    assert (created["type"], confirmed["type"]) == ("registration.created", "registration.confirmed")
+    assert confirmed["causationid"] == created["id"]
 
 
 def post_registration(base_url, payload, headers=None):
