@@ -10,7 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
-from invoicing.models import CreditNote, Invoice
+from invoicing.models import Charge, CreditNote, Invoice, Refund
 from invoicing.selectors import Document, credit_note_pdf_get, invoice_pdf_get
 from invoicing.views import document_response
 
@@ -128,3 +128,49 @@ class CreditNoteAdmin(ReadOnlyDocumentAdmin):
 
     def document(self, pk: int) -> Document | None:
         return credit_note_pdf_get(credit_note_id=pk)
+
+
+class RefundInline(admin.StackedInline):
+    model = Refund
+    can_delete = False
+    extra = 0
+    fields = ("status", "amount", "reason", "idempotency_key", "gateway_reference", "created_at", "updated_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Charge)
+class ChargeAdmin(admin.ModelAdmin):
+    """Read-only: a charge is the gateway's record, changed only by the saga (never by hand)."""
+
+    list_display = ("registration_id", "status", "amount", "currency", "attempts", "gateway_reference", "created_at")
+    list_filter = ("status", "gateway")
+    search_fields = ("=registration_id", "=gateway_reference")
+    fields = (
+        "registration_id",
+        "status",
+        "amount",
+        "currency",
+        "gateway",
+        "gateway_reference",
+        "decline_code",
+        "attempts",
+        "attempted_at",
+        "created_at",
+    )
+    readonly_fields = fields
+    inlines = (RefundInline,)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

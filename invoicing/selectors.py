@@ -96,3 +96,31 @@ def registration_document_links(*, registration_id: uuid.UUID | str) -> list[dic
             }
         )
     return links
+
+
+def registration_admin_links(*, registration_id: uuid.UUID | str) -> list[dict[str, str]]:
+    """Admin links to the registration's charge (with its refund), invoice and credit note, those that exist."""
+    from django.urls import reverse as admin_reverse
+
+    links = []
+    charge = Charge.objects.filter(registration_id=registration_id).first()
+    if charge is not None:
+        title = f"charge: {charge.status}" + (f", refund {charge.refund.status}" if hasattr(charge, "refund") else "")
+        links.append({"title": title, "url": admin_reverse("admin:invoicing_charge_change", args=[charge.pk])})
+    invoice = Invoice.objects.filter(registration_id=registration_id).first()
+    if invoice is not None:
+        links.append(
+            {
+                "title": f"invoice {invoice.number}",
+                "url": admin_reverse("admin:invoicing_invoice_change", args=[invoice.pk]),
+            }
+        )
+        credit_note = CreditNote.objects.filter(invoice=invoice).first()
+        if credit_note is not None:
+            links.append(
+                {
+                    "title": f"credit note {credit_note.number}",
+                    "url": admin_reverse("admin:invoicing_creditnote_change", args=[credit_note.pk]),
+                }
+            )
+    return links

@@ -46,3 +46,104 @@ def timeline(*, correlation_id: str) -> list[TimelineEntry]:
         for dead in DeadLetter.objects.filter(correlation_id=correlation_id)
     ]
     return sorted(entries, key=lambda e: e.at)
+
+
+@dataclasses.dataclass(frozen=True)
+class HandlerOutcome:
+    """What one handler made of one event: processed, retrying, dead-lettered, or not yet run."""
+
+    handler: str
+    outcome: str
+    at: dt.datetime | None
+    failures: tuple[tuple[int, str, str], ...]  # (attempt, outcome, "ExceptionType: message")
+    dead_letter_id: int | None = None
+    dead_letter_status: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class SagaStep:
+    """One event of a saga, what caused it, and every handler's outcome."""
+
+    event_id: str
+    event_type: str
+    at: dt.datetime
+    causation_id: str | None
+    cause_type: str | None
+    published_at: dt.datetime | None
+    last_error: str
+    replay_to: str
+    handlers: tuple[HandlerOutcome, ...]
+
+
+def saga(*, correlation_id: str) -> list[SagaStep]:
+    """A saga as a chain of events, each with every subscribed handler's outcome: the failure console's view.
+
+    The handlers expected are the subscriptions this process knows for the type (a replay: its one handler),
+    plus any other that left a trace (an inbox row, a failure, a dead letter), such as a retired handler.
+    """
+    from mice.subscriptions import SUBSCRIPTIONS  # filled once every app's handlers were discovered
+
+    rows = list(OutboxMessage.objects.filter(correlation_id=correlation_id).order_by("created_at", "id"))
+    event_ids = {row.event_id for row in rows}
+    type_of = {str(row.event_id): row.event_type for row in rows}
+    processed = {
+        (str(entry.event_id), entry.handler): entry.processed_at
+        for entry in InboxEntry.objects.filter(event_id__in=event_ids)
+    }
+    failures: dict[tuple[str, str], list[HandlerFailure]] = {}
+    for failure in HandlerFailure.objects.filter(correlation_id=correlation_id).order_by("created_at", "id"):
+        failures.setdefault((str(failure.event_id), failure.handler), []).append(failure)
+    dead: dict[tuple[str, str], DeadLetter] = {
+        (str(letter.event_id), letter.handler): letter
+        for letter in DeadLetter.objects.filter(correlation_id=correlation_id).order_by("created_at", "id")
+    }
+    steps = []
+    for row in rows:
+        event_id = str(row.event_id)
+        expected = (
+            [row.handler]
+            if row.handler
+            else [sub.handler for sub in SUBSCRIPTIONS.values() if sub.event_type == row.event_type]
+        )
+        traced = {handler for (eid, handler) in {*processed, *failures, *dead} if eid == event_id}
+        outcomes = []
+        for handler in sorted(set(expected) | traced):
+            key = (event_id, handler)
+            tried = failures.get(key, [])
+            letter = dead.get(key)
+            if key in processed:
+                outcome, at = "processed", processed[key]
+            elif letter is not None:
+                outcome, at = "dead-lettered", letter.created_at
+            elif tried:
+                outcome, at = tried[-1].outcome, tried[-1].created_at
+            else:
+                outcome, at = "waiting", None
+            outcomes.append(
+                HandlerOutcome(
+                    handler=handler,
+                    outcome=outcome,
+                    at=at,
+                    failures=tuple(
+                        (f.attempt, f.outcome, f"{f.exception_type.rpartition('.')[2]}: {f.exception_message[:200]}")
+                        for f in tried
+                    ),
+                    dead_letter_id=letter.pk if letter else None,
+                    dead_letter_status=letter.status if letter else "",
+                )
+            )
+        causation = row.envelope.get("causationid")
+        steps.append(
+            SagaStep(
+                event_id=event_id,
+                event_type=row.event_type,
+                at=row.created_at,
+                causation_id=causation,
+                cause_type=type_of.get(str(causation)) if causation else None,
+                published_at=row.sent_at,
+                last_error=row.last_error,
+                replay_to=row.handler,
+                handlers=tuple(outcomes),
+            )
+        )
+    return steps

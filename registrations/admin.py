@@ -12,12 +12,14 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from mice.selectors import timeline
+from mice.selectors import saga
 from registrations.models import Event, Registration
 from registrations.services import registration_cancel
 from registrations.services_events import EDITABLE_FIELDS, event_create, event_update, event_validate
+from registrations.signals import registration_admin_links_get
 
 log = logging.getLogger("registrations")
 
@@ -102,6 +104,7 @@ class RegistrationAdmin(admin.ModelAdmin):
         "payment_due_at",
         "created_at",
         "updated_at",
+        "related",
         "event_timeline",
     )
     readonly_fields = fields
@@ -177,11 +180,61 @@ class RegistrationAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
         return False
 
+    @admin.display(description="related")
+    def related(self, obj: Registration) -> str:
+        """What other parts of the system hold for it (its charge, invoice, e-mails), offered through a hook."""
+        links = registration_admin_links_get(registration_id=obj.id)
+        return format_html_join(" &middot; ", "<a href='{}'>{}</a>", ((link["url"], link["title"]) for link in links))
+
     @admin.display(description="event timeline")
     def event_timeline(self, obj: Registration) -> str:
-        rows = format_html_join(
-            "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-            ((f"{e.at:%Y-%m-%d %H:%M:%S.%f}"[:-3], e.what, e.detail) for e in timeline(correlation_id=str(obj.id))),
+        """The saga as a chain: each event, what caused it, and what every handler made of it, with the
+        failures' errors and links to dead letters (replayable there)."""
+        steps = saga(correlation_id=str(obj.id))
+        rows = []
+        for step in steps:
+            cause = (
+                f"caused by {step.cause_type}" if step.cause_type else ("first event" if not step.causation_id else "")
+            )
+            published = f"published {step.published_at:%H:%M:%S.%f}"[:-3] if step.published_at else "not yet published"
+            handlers = format_html_join(
+                "",
+                "<li class='outcome-{}'><strong>{}</strong> {}{}{}</li>",
+                (
+                    (
+                        outcome.outcome.replace(" ", "-"),
+                        outcome.outcome,
+                        outcome.handler,
+                        format_html_join(
+                            "", "<br><small>attempt {} {}: {}</small>", ((a, o, e) for a, o, e in outcome.failures)
+                        ),
+                        format_html(
+                            " &rarr; <a href='{}'>dead letter #{} ({})</a>",
+                            reverse("admin:mice_deadletter_change", args=[outcome.dead_letter_id]),
+                            outcome.dead_letter_id,
+                            outcome.dead_letter_status,
+                        )
+                        if outcome.dead_letter_id
+                        else "",
+                    )
+                    for outcome in step.handlers
+                ),
+            )
+            rows.append(
+                format_html(
+                    "<tr><td>{}</td><td><strong>{}</strong>{}<br><small>{} &middot; {} &middot; id {}</small>{}</td>"
+                    "<td><ul class='handler-outcomes'>{}</ul></td></tr>",
+                    f"{step.at:%Y-%m-%d %H:%M:%S.%f}"[:-3],
+                    step.event_type,
+                    format_html(" (replay to {})", step.replay_to) if step.replay_to else "",
+                    cause,
+                    published,
+                    step.event_id,
+                    format_html("<br><small>{}</small>", step.last_error) if step.last_error else "",
+                    handlers,
+                )
+            )
+        return format_html(
+            "<table class='saga'><tr><th>when</th><th>event</th><th>handlers</th></tr>{}</table>",
+            format_html_join("", "{}", ((row,) for row in rows)),
         )
-        return format_html("<table><tr><th>when</th><th>what</th><th>detail</th></tr>{}</table>", rows)

@@ -17,6 +17,9 @@ log = logging.getLogger("registrations")
 
 # Sent with `registration_id` (a str); each receiver returns a list of {"kind", "title", "number", "url"} dicts.
 registration_documents = Signal()
+# For staff: sent with `registration_id`; each receiver returns a list of {"title", "url"} dicts, links to admin
+# pages of what other parts of the system hold for the registration (its charge, invoice, e-mails).
+registration_admin_links = Signal()
 
 
 def registration_documents_get(*, registration_id: uuid.UUID | str) -> list[dict[str, str]]:
@@ -27,6 +30,21 @@ def registration_documents_get(*, registration_id: uuid.UUID | str) -> list[dict
         if isinstance(answer, Exception):
             log.error(
                 "a registration_documents receiver failed",
+                exc_info=answer,
+                extra={"mice": {"registration_id": str(registration_id), "receiver": repr(receiver)}},
+            )
+            continue
+        links.extend(link for link in answer or [] if link.get("url"))
+    return links
+
+
+def registration_admin_links_get(*, registration_id: uuid.UUID | str) -> list[dict[str, str]]:
+    """The admin links every receiver offers; a failing receiver is logged and skipped."""
+    links: list[dict[str, str]] = []
+    for receiver, answer in registration_admin_links.send_robust(sender=None, registration_id=str(registration_id)):
+        if isinstance(answer, Exception):
+            log.error(
+                "a registration_admin_links receiver failed",
                 exc_info=answer,
                 extra={"mice": {"registration_id": str(registration_id), "receiver": repr(receiver)}},
             )

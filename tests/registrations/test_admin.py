@@ -4,14 +4,19 @@ import threading
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from invoicing.models import Charge, Invoice
+from mice.models import DeadLetter, InboxEntry
+from mice.outbox import emit
+from mice.selectors import saga
 from registrations.models import Event, Registration
 from registrations.services import RegistrationRefused, registration_create
 from tests.factories import make_event
+from tests.processes import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -138,3 +143,51 @@ def test_an_event_created_in_admin_goes_through_the_service_rules(superuser_clie
     assert created.status_code == 302
     saved = Event.objects.get(slug="new-conf")
     assert (saved.name, saved.seats_taken, saved.capacity) == ("New conference", 0, template.capacity)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_timeline_shows_each_event_its_cause_and_every_handlers_outcome_with_the_dead_letter(
+    system, superuser_client
+):
+    # given a paid registration through the real broker, and a handler of its saga that fails for good
+    system.worker()
+    system.relay()
+    system.recorder()
+    registration = registration_create(
+        event_slug=make_event().slug,
+        first_name="Ada",
+        last_name="Lovelace",
+        email="ada@example.com",
+        payment_token="tok_visa",
+    )
+    with transaction.atomic():
+        emit("probe.broke", subject=str(registration.pk), data={"kind": "bug"}, correlation_id=str(registration.pk))
+    wait_until(lambda: DeadLetter.objects.filter(correlation_id=str(registration.pk)).exists(), timeout=60)
+    wait_until(lambda: Registration.objects.get(pk=registration.pk).status == "confirmed", timeout=60)
+    wait_until(lambda: InboxEntry.objects.filter(handler="invoicing.issue_invoice").exists(), timeout=60)
+
+    # when staff open it in admin
+    page = superuser_client.get(reverse("admin:registrations_registration_change", args=[registration.pk]))
+    html = page.content.decode()
+
+    # then every event shows with its cause, and every handler with its outcome
+    steps = saga(correlation_id=str(registration.pk))
+    by_type = {step.event_type: step for step in steps}
+    assert by_type["registration.created"].cause_type is None
+    assert by_type["payment.succeeded"].cause_type == "registration.created"
+    assert by_type["registration.confirmed"].cause_type == "payment.succeeded"
+    charge = {o.handler: o for o in by_type["registration.created"].handlers}["invoicing.charge_registration"]
+    assert charge.outcome == "processed"
+    (broken,) = by_type["probe.broke"].handlers
+    letter = DeadLetter.objects.get(correlation_id=str(registration.pk))
+    assert (broken.outcome, broken.dead_letter_id) == ("dead-lettered", letter.pk)
+    assert "caused by payment.succeeded" in html and "invoicing.charge_registration" in html
+    assert "ValueError: always_fails has a bug" in html
+    assert reverse("admin:mice_deadletter_change", args=[letter.pk]) in html
+    # and links to what the other services hold for it: the charge, the invoice, the e-mails
+    assert (
+        reverse("admin:invoicing_charge_change", args=[Charge.objects.get(registration_id=registration.pk).pk]) in html
+    )
+    invoice = Invoice.objects.get(registration_id=registration.pk)
+    assert f"invoice {invoice.number}" in html
+    assert f"?registration_id={registration.pk}" in html
