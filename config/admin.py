@@ -42,6 +42,8 @@ class RateLimitedAuthenticationForm(AdminAuthenticationForm):
 
 class AdminSite(admin.AdminSite):
     login_form = RateLimitedAuthenticationForm
+    # Django's index, with the outbox's warning above it when the relay falls behind (mice/templates).
+    index_template = "admin/mice_index.html"
 
     def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         response = super().login(request, extra_context)

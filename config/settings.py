@@ -247,6 +247,8 @@ MICE_RELAY_CONFIRM_TIMEOUT = float(os.environ.get("MICE_RELAY_CONFIRM_TIMEOUT", 
 # AMQP heartbeat of the relay's and the handlers' publishing connections: a connection that died without
 # closing (half-open TCP) is noticed within two intervals instead of never.
 MICE_BROKER_HEARTBEAT = float(os.environ.get("MICE_BROKER_HEARTBEAT", "30"))
+# Admin warns when the oldest due, unsent outbox row is older than this (seconds): the relay is not keeping up.
+MICE_OUTBOX_LAG_WARNING = float(os.environ.get("MICE_OUTBOX_LAG_WARNING", "60"))
 MICE_OUTBOX_RETENTION_HOURS = float(os.environ.get("MICE_OUTBOX_RETENTION_HOURS", str(7 * 24)))
 MICE_INBOX_RETENTION_HOURS = float(os.environ.get("MICE_INBOX_RETENTION_HOURS", str(30 * 24)))
 

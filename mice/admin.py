@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
@@ -14,6 +15,7 @@ from django.utils.html import format_html
 
 from mice.deadletters import ReplayError, dead_letter_discard, dead_letter_replay
 from mice.models import DeadLetter, DeadLetterAction, HandlerFailure, InboxEntry, OutboxMessage
+from mice.selectors import outbox_state
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -88,8 +90,8 @@ class DeadLetterAdmin(ReadOnlyAdmin):
         return bool(request.user.has_perm("mice.replay_deadletter"))
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
-        # The "grouped by exception" links filter on the message as well as the type.
-        return lookup == "exception_message" or super().lookup_allowed(lookup, value, request)
+        # The "grouped by handler and exception" links filter on the handler and the message as well.
+        return lookup in ("exception_message", "handler") or super().lookup_allowed(lookup, value, request)
 
     @admin.display(description="message")
     def short_message(self, obj: DeadLetter) -> str:
@@ -119,7 +121,7 @@ class DeadLetterAdmin(ReadOnlyAdmin):
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         groups = (
             DeadLetter.objects.filter(status=DeadLetter.Status.NEW)
-            .values("exception_type", "exception_message")
+            .values("handler", "exception_type", "exception_message")
             .annotate(count=Count("id"))
             .order_by("-count")[:20]
         )
@@ -180,6 +182,18 @@ class OutboxMessageAdmin(ReadOnlyAdmin):
     list_display = ("id", "event_type", "event_id", "handler", "created_at", "sent_at", "attempts", "last_error")
     list_filter = ("event_type", ("sent_at", admin.EmptyFieldListFilter))
     search_fields = ("event_id", "correlation_id")
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        """Above the rows: pending and due counts, the relay's lag and rate, and rows it could not send."""
+        state = outbox_state()
+        lag = state.oldest_due_age
+        extra_context = {
+            **(extra_context or {}),
+            "outbox": state,
+            "outbox_lagging": lag is not None and lag > settings.MICE_OUTBOX_LAG_WARNING,
+            "outbox_lag_warning": settings.MICE_OUTBOX_LAG_WARNING,
+        }
+        return super().changelist_view(request, extra_context)
 
 
 @admin.register(HandlerFailure)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
+from django.db.models import Count, Min, Q
+from django.utils import timezone
+
 from mice.models import DeadLetter, HandlerFailure, InboxEntry, OutboxMessage
 
 
@@ -147,3 +150,57 @@ def saga(*, correlation_id: str) -> list[SagaStep]:
             )
         )
     return steps
+
+
+@dataclasses.dataclass(frozen=True)
+class OutboxState:
+    """What an operator asks of the outbox: is the relay keeping up, and is anything stuck?"""
+
+    pending: int  # unsent rows, due or held for later (a saga's deadline)
+    due: int  # unsent rows whose time has come: the relay's backlog
+    oldest_due_age: float | None  # seconds since the oldest due row became due: the relay's lag
+    held_back: list[OutboxMessage]  # due rows the relay tried and could not send, with their last error
+    relayed_last_minute: int
+    relayed_last_5_minutes: int
+
+    @property
+    def relay_rate(self) -> float:
+        """Events relayed per second over the last five minutes."""
+        return self.relayed_last_5_minutes / 300
+
+
+def outbox_state(*, held_back_limit: int = 20) -> OutboxState:
+    now = timezone.now()
+    unsent = OutboxMessage.objects.filter(sent_at__isnull=True)
+    counts = unsent.aggregate(
+        pending=Count("id"), due=Count("id", filter=Q(available_at__lte=now)), oldest=Min("available_at")
+    )
+    oldest = counts["oldest"]
+    sent = OutboxMessage.objects.filter(sent_at__gte=now - dt.timedelta(minutes=5)).aggregate(
+        five=Count("id"), one=Count("id", filter=Q(sent_at__gte=now - dt.timedelta(minutes=1)))
+    )
+    return OutboxState(
+        pending=counts["pending"],
+        due=counts["due"],
+        oldest_due_age=(now - oldest).total_seconds() if oldest is not None and oldest <= now else None,
+        held_back=list(
+            unsent.filter(available_at__lte=now, attempts__gt=0).exclude(last_error="").order_by("id")[:held_back_limit]
+        ),
+        relayed_last_minute=sent["one"],
+        relayed_last_5_minutes=sent["five"],
+    )
+
+
+def outbox_lagging(*, threshold_seconds: float) -> float | None:
+    """The age of the oldest due, unsent row if it is older than the threshold (one indexed query), else None."""
+    now = timezone.now()
+    oldest = (
+        OutboxMessage.objects.filter(sent_at__isnull=True, available_at__lte=now)
+        .order_by("available_at", "id")
+        .values_list("available_at", flat=True)
+        .first()
+    )
+    if oldest is None:
+        return None
+    age = (now - oldest).total_seconds()
+    return age if age > threshold_seconds else None

@@ -115,18 +115,24 @@ def viewer():
     return user, client
 
 
-def test_the_admin_lists_dead_letters_grouped_by_exception_and_filters_a_group(operator):
+def test_the_admin_lists_dead_letters_grouped_by_handler_and_exception_and_filters_a_group(operator):
     _, client = operator
     for exception in ("ValueError", "ValueError", "KeyError"):
         record(exception=exception)
+    handler = DeadLetter.objects.first().handler
 
     page = client.get(reverse("admin:mice_deadletter_changelist")).content.decode()
-    assert "grouped by exception" in page
-    assert "builtins.ValueError" in page and "builtins.KeyError" in page
+    assert "grouped by handler and exception" in page
+    assert "builtins.ValueError" in page and "builtins.KeyError" in page and f"<td>{handler}</td>" in page
 
     filtered = client.get(
         reverse("admin:mice_deadletter_changelist"),
-        {"status": "new", "exception_type": "builtins.KeyError", "exception_message": "KeyError in the handler"},
+        {
+            "status": "new",
+            "handler": handler,
+            "exception_type": "builtins.KeyError",
+            "exception_message": "KeyError in the handler",
+        },
     )
     assert filtered.status_code == 200
     assert "1 dead letter" in filtered.content.decode()

@@ -1,7 +1,13 @@
 """Emitting: an outbox row in the caller's transaction, or a clear error."""
 
+import datetime as dt
+
 import pytest
+from django.contrib.auth.models import User
 from django.db import transaction
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
 
 from mice.events import Event
 from mice.models import OutboxMessage
@@ -48,3 +54,30 @@ def _envelope():
     with transaction.atomic():
         event = emit("probe.pinged", subject="x", data={})
     return event.to_dict()
+
+
+@pytest.mark.django_db
+def test_admin_shows_the_outbox_state_and_warns_when_the_relay_falls_behind(settings):
+    # given a due row waiting for two minutes, one the relay could not send, and one held for later
+    User.objects.create_superuser("root", "root@example.com", "pw")
+    staff = Client()
+    staff.login(username="root", password="pw")
+    now = timezone.now()
+    with transaction.atomic():
+        late = emit("probe.pinged", subject="s", data={"n": 1})
+        stuck = emit("probe.pinged", subject="s", data={"n": 2})
+        emit("probe.pinged", subject="s", data={"n": 3}, deliver_at=now + dt.timedelta(hours=1))
+    OutboxMessage.objects.filter(event_id=late.id).update(available_at=now - dt.timedelta(minutes=2))
+    OutboxMessage.objects.filter(event_id=stuck.id).update(attempts=3, last_error="routed to no one: probe.record_a")
+    settings.MICE_OUTBOX_LAG_WARNING = 60
+
+    index = staff.get(reverse("admin:index")).content.decode()
+    page = staff.get(reverse("admin:mice_outboxmessage_changelist")).content.decode()
+
+    assert "The outbox is behind" in index
+    assert "has waited 120 s" in page or "has waited 12" in page
+    assert 'id="outbox-due">2<' in page  # the row held for later is pending but not due
+    assert "routed to no one: probe.record_a" in page
+    # when the relay has caught up, the warning is gone
+    OutboxMessage.objects.update(sent_at=now)
+    assert "The outbox is behind" not in staff.get(reverse("admin:index")).content.decode()

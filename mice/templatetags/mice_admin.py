@@ -1,0 +1,19 @@
+"""Template tags for admin pages: the outbox warning on the admin index."""
+
+from __future__ import annotations
+
+from django import template
+from django.conf import settings
+
+from mice.selectors import outbox_lagging
+
+register = template.Library()
+
+
+@register.simple_tag(takes_context=True)
+def outbox_lag_warning(context: template.Context) -> float | None:
+    """The outbox's lag in seconds when it is over MICE_OUTBOX_LAG_WARNING, for staff who may see the outbox."""
+    request = context.get("request")
+    if request is None or not request.user.has_perm("mice.view_outboxmessage"):
+        return None
+    return outbox_lagging(threshold_seconds=settings.MICE_OUTBOX_LAG_WARNING)
