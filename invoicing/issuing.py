@@ -13,7 +13,6 @@ from django.utils import timezone
 
 from invoicing.events import CREDIT_NOTE_ISSUED, INVOICE_ISSUED
 from invoicing.models import Charge, CreditNote, DocumentSeries, Invoice, Refund
-from mice.outbox import emit
 from registrations.selectors import event_get
 
 log = logging.getLogger("invoicing")
@@ -163,8 +162,7 @@ def _invoice_create(*, charge: Charge, paid: dict[str, Any], issued_on: dt.date)
         vat=vat,
         gross=gross,
     )
-    emit(
-        INVOICE_ISSUED,
+    INVOICE_ISSUED.send(
         subject=str(charge.registration_id),
         data={
             "registration_id": str(charge.registration_id),
@@ -248,8 +246,7 @@ def _credit_note_create(*, invoice: Invoice, refund: Refund, charge: Charge, iss
         gross=gross,
     )
     line_item = invoice.content.get("line_item", {})
-    emit(
-        CREDIT_NOTE_ISSUED,
+    CREDIT_NOTE_ISSUED.send(
         subject=str(charge.registration_id),
         data={
             "registration_id": str(charge.registration_id),

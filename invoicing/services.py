@@ -14,7 +14,6 @@ from django.utils import timezone
 from invoicing.events import PAYMENT_FAILED, PAYMENT_REFUNDED, PAYMENT_SUCCEEDED
 from invoicing.gateways import ChargeResult, PaymentGateway, get_gateway
 from invoicing.models import Charge, Refund
-from mice.outbox import emit
 from registrations.selectors import payment_token_get, registration_get, registration_status_get
 
 log = logging.getLogger("invoicing")
@@ -145,8 +144,7 @@ def charge_create(*, registration: dict[str, Any]) -> Charge | None:
             reason = (cancelled_registration.cancellation_reason if cancelled_registration else "") or "cancelled"
             Refund.objects.bulk_create([_refund_for(charge, reason=reason)], ignore_conflicts=True)
         elif result.succeeded:
-            emit(
-                PAYMENT_SUCCEEDED,
+            PAYMENT_SUCCEEDED.send(
                 subject=registration_id,
                 data={
                     "registration_id": registration_id,
@@ -161,8 +159,7 @@ def charge_create(*, registration: dict[str, Any]) -> Charge | None:
                 },
             )
         else:
-            emit(
-                PAYMENT_FAILED,
+            PAYMENT_FAILED.send(
                 subject=registration_id,
                 data={"registration_id": registration_id, "reason": result.decline_code, "message": result.message},
             )
@@ -261,8 +258,7 @@ def _refund_finish(*, charge: Charge, event: dict[str, Any]) -> Refund | None:
         refund.gateway_reference = result.reference
         refund.save(update_fields=["status", "gateway_reference", "updated_at"])
         registration_id = str(charge.registration_id)
-        emit(
-            PAYMENT_REFUNDED,
+        PAYMENT_REFUNDED.send(
             subject=registration_id,
             data={
                 "registration_id": registration_id,

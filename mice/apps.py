@@ -15,6 +15,8 @@ class MiceConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from mice import outbox  # noqa: F401 - connects the outbox to every event type's domain signal
+
         # Event types first, so handlers can be checked against them.
         autodiscover_modules("events")
         autodiscover_modules("handlers")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+
+from django.dispatch import Signal
 
 SPECVERSION = "1.0"
 DATACONTENTTYPE = "application/json"
@@ -16,7 +18,7 @@ class UnknownEventType(LookupError):
     """Raised when code names an event type nobody declared."""
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # one object per declared name: equal only to itself, hashable
 class EventType:
     """One declared event type: the name is a contract, never reused once retired."""
 
@@ -29,12 +31,44 @@ class EventType:
     # Fields of `data` that an older version carried and must never be stored (e.g. a payment token):
     # the dead-letter recorder drops them from what it keeps, so admin never shows them.
     secret_fields: tuple[str, ...] = ()
+    # The domain signal apps send; the outbox receives every type's and records the event.
+    signal: Signal = dataclasses.field(default_factory=Signal, compare=False, repr=False)
 
     def __str__(self) -> str:
         return self.name
 
+    def send(
+        self,
+        *,
+        subject: str,
+        data: Mapping[str, Any],
+        correlation_id: str | None = None,
+        deliver_at: dt.datetime | None = None,
+    ) -> Event:
+        """Send this domain signal: the outbox records the event in the current transaction and answers it.
+
+        Outside `transaction.atomic()` the outbox refuses (an error), so an event commits or rolls back with
+        the change that caused it. Inside a handler the event names the handled one as its cause.
+        """
+        answers = self.signal.send(
+            sender=self, subject=subject, data=data, correlation_id=correlation_id, deliver_at=deliver_at
+        )
+        # (django-stubs types receivers' answers as str | None; the outbox's is the Event it recorded)
+        recorded: list[Event] = [answer for _, answer in answers if isinstance(answer, Event)]  # type: ignore[misc]
+        if not recorded:
+            raise RuntimeError(f"{self.name}: no outbox receives domain signals (is the mice app installed?)")
+        return recorded[0]
+
 
 EVENT_TYPES: dict[str, EventType] = {}
+_EVERY_TYPE_RECEIVERS: list[Callable[..., Any]] = []
+
+
+def connect_to_every_type(receiver: Callable[..., Any]) -> None:
+    """Connect a receiver to every event type's signal, those declared now and those declared later."""
+    _EVERY_TYPE_RECEIVERS.append(receiver)
+    for declared in EVENT_TYPES.values():
+        declared.signal.connect(receiver, sender=declared, weak=False, dispatch_uid=id(receiver))
 
 
 def event_type(
@@ -62,6 +96,8 @@ def event_type(
         retired=retired,
         secret_fields=tuple(secret_fields),
     )
+    for receiver in _EVERY_TYPE_RECEIVERS:
+        declared.signal.connect(receiver, sender=declared, weak=False, dispatch_uid=id(receiver))
     EVENT_TYPES[name] = declared
     return declared
 

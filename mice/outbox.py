@@ -1,4 +1,8 @@
-"""Emitting events: the only way to publish is an outbox row written in the caller's transaction."""
+"""Emitting events: the only way to publish is an outbox row written in the caller's transaction.
+
+Apps send domain signals (`REGISTRATION_CREATED.send(subject=..., data=...)`, mice/events.py); the outbox is
+the receiver of every event type's signal and turns each into a row here. `emit` is the same, called directly.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from typing import Any
 from django.db import connections, router
 from django.utils import timezone
 
-from mice.events import Event, EventType, get_event_type
+from mice.events import Event, EventType, connect_to_every_type, get_event_type
 from mice.models import OutboxMessage
 
 
@@ -99,3 +103,19 @@ def purge_in_chunks(queryset: Any, *, chunk: int = 5000) -> int:
         if not ids:
             return purged
         purged += queryset.model.objects.filter(id__in=ids).delete()[0]
+
+
+def _record_domain_signal(
+    sender: EventType,
+    *,
+    subject: str,
+    data: Mapping[str, Any],
+    correlation_id: str | None = None,
+    deliver_at: dt.datetime | None = None,
+    **kwargs: Any,
+) -> Event:
+    """The outbox as the receiver of every event type's domain signal."""
+    return emit(sender, subject=subject, data=data, correlation_id=correlation_id, deliver_at=deliver_at)
+
+
+connect_to_every_type(_record_domain_signal)

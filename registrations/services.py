@@ -11,7 +11,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from invoicing.selectors import charge_succeeded
-from mice.outbox import caused_by, emit
+from mice.outbox import caused_by
 from registrations import payloads
 from registrations.events import (
     REGISTRATION_CANCELLED,
@@ -80,8 +80,7 @@ def registration_create(
         if not event.is_free:
             PaymentToken.objects.create(registration=registration, token=payment_token)
         correlation = str(registration.id)
-        created = emit(
-            REGISTRATION_CREATED,
+        created = REGISTRATION_CREATED.send(
             subject=correlation,
             data=payloads.registration_created(registration),
             correlation_id=correlation,
@@ -89,15 +88,13 @@ def registration_create(
         # Emitted beside registration.created, and caused by it: the saga's timeline is one chain.
         with caused_by(created):
             if event.is_free:
-                emit(
-                    REGISTRATION_CONFIRMED,
+                REGISTRATION_CONFIRMED.send(
                     subject=correlation,
                     data=payloads.registration_confirmed(registration),
                     correlation_id=correlation,
                 )
             else:
-                emit(
-                    REGISTRATION_PAYMENT_DEADLINE_REACHED,
+                REGISTRATION_PAYMENT_DEADLINE_REACHED.send(
                     subject=correlation,
                     data=payloads.registration_payment_deadline_reached(registration),
                     correlation_id=correlation,
@@ -133,8 +130,7 @@ def registration_confirm(*, registration_id: uuid.UUID | str) -> Registration:
             return registration
         registration.status = Registration.Status.CONFIRMED
         registration.save(update_fields=["status", "updated_at"])
-        emit(
-            REGISTRATION_CONFIRMED,
+        REGISTRATION_CONFIRMED.send(
             subject=str(registration.id),
             data=payloads.registration_confirmed(registration),
             correlation_id=str(registration.id),
@@ -169,8 +165,7 @@ def registration_cancel(*, registration_id: uuid.UUID | str, reason: str, only_p
         registration.cancellation_reason = reason[:200]
         registration.save(update_fields=["status", "cancellation_reason", "updated_at"])
         Event.objects.filter(pk=event_id, seats_taken__gt=0).update(seats_taken=F("seats_taken") - 1)
-        emit(
-            REGISTRATION_CANCELLED,
+        REGISTRATION_CANCELLED.send(
             subject=str(registration.id),
             data=payloads.registration_cancelled(registration, was_confirmed=was_confirmed),
             # The saga's id, also when staff cancel from admin (outside any handler).
@@ -197,8 +192,7 @@ def registration_schedule_payment_deadline(*, registration_id: uuid.UUID | str) 
             return registration
         registration.payment_due_at = timezone.now() + dt.timedelta(seconds=registration.event.payment_deadline_seconds)
         registration.save(update_fields=["payment_due_at", "updated_at"])
-        emit(
-            REGISTRATION_PAYMENT_DEADLINE_REACHED,
+        REGISTRATION_PAYMENT_DEADLINE_REACHED.send(
             subject=str(registration.id),
             data=payloads.registration_payment_deadline_reached(registration),
             correlation_id=str(registration.id),

@@ -1,6 +1,7 @@
 """Emitting: an outbox row in the caller's transaction, or a clear error."""
 
 import datetime as dt
+import uuid
 
 import pytest
 from django.contrib.auth.models import User
@@ -9,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from mice.events import Event
+from mice.events import Event, get_event_type
 from mice.models import OutboxMessage
 from mice.outbox import OutboxError, caused_by, emit
 
@@ -81,3 +82,28 @@ def test_admin_shows_the_outbox_state_and_warns_when_the_relay_falls_behind(sett
     # when the relay has caught up, the warning is gone
     OutboxMessage.objects.update(sent_at=now)
     assert "The outbox is behind" not in staff.get(reverse("admin:index")).content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_type_is_a_domain_signal_the_outbox_records_only_inside_a_transaction():
+    pinged = get_event_type("probe.pinged")
+    heard = []
+
+    def listener(sender, **kwargs):
+        heard.append((sender.name, kwargs["subject"]))
+
+    pinged.signal.connect(listener, weak=False)
+    try:
+        with pytest.raises(OutboxError, match=r"outside transaction\.atomic"):
+            pinged.send(subject="outside", data={"n": 1})
+        assert not OutboxMessage.objects.exists()
+
+        with transaction.atomic():
+            event = pinged.send(subject="inside", data={"n": 2})
+    finally:
+        pinged.signal.disconnect(listener)
+
+    row = OutboxMessage.objects.get()
+    assert (row.event_id, row.event_type, row.envelope["subject"]) == (uuid.UUID(event.id), "probe.pinged", "inside")
+    # any other receiver hears it too; a refused one (outside a transaction) stops before reaching them
+    assert heard == [("probe.pinged", "inside")]
