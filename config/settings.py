@@ -220,7 +220,7 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
 # Acknowledge only after the handler committed; a lost worker means redelivery; a final failure
-# or a hard time limit means reject-without-requeue, which RabbitMQ dead-letters (FIELD-NOTES).
+# or a hard time limit means reject-without-requeue, which RabbitMQ dead-letters (docs/broker-behaviour.md).
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TASK_ACKS_ON_FAILURE = False

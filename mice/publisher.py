@@ -1,7 +1,7 @@
 """Publishing to RabbitMQ with pipelined publisher confirms: a reusable piece that knows nothing of the outbox.
 
 kombu's `confirm_publish` waits one round trip per message (about 1,500 msg/s here); this keeps a window
-of unconfirmed messages in flight and settles acks, nacks and returns as they arrive (FIELD-NOTES).
+of unconfirmed messages in flight and settles acks, nacks and returns as they arrive (docs/broker-behaviour.md).
 
 Nothing here waits without a bound: each wait for confirms has one deadline, a stop request ends it, AMQP
 heartbeats find a connection that died without closing, and a connection the broker blocks (a memory or

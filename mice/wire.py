@@ -45,7 +45,7 @@ def _message(
     *, task_id: str, handler: str, envelope_json: str, message_id: str, headers: dict[str, str] | None = None
 ) -> Message:
     # py-amqp drops `headers=`: headers must go in as application_headers, or the worker discards
-    # the message as unknown (see FIELD-NOTES).
+    # the message as unknown (docs/broker-behaviour.md).
     return Message(
         f"[[{envelope_json}],{{}},{_EMBED}]",
         content_type="application/json",
