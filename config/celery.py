@@ -33,6 +33,9 @@ app.conf.task_queues = work_queues()
 app.conf.worker_consumer = "config.celery:Consumer"
 
 
+_CeleryBlueprint: Any = CeleryConsumer.Blueprint  # a class; the type stubs declare it as an attribute
+
+
 class Consumer(CeleryConsumer):
     """Celery's consumer without its native delayed delivery.
 
@@ -42,10 +45,8 @@ class Consumer(CeleryConsumer):
     (mice/topology.py) and the saga's timeout in the outbox (`deliver_at`), so there is nothing for it to do.
     """
 
-    class Blueprint(CeleryConsumer.Blueprint):
-        default_steps = [
-            step for step in CeleryConsumer.Blueprint.default_steps if not step.endswith(":DelayedDelivery")
-        ]
+    class Blueprint(_CeleryBlueprint):
+        default_steps = [step for step in _CeleryBlueprint.default_steps if not step.endswith(":DelayedDelivery")]
 
 
 @celeryd_after_setup.connect
