@@ -14,6 +14,7 @@ STARTED = {
     "relay": "relay connected to the broker",
     "worker": "ready.",
     "recorder": "dead-letter recorder started",
+    "scheduler": "upkeep job done",
 }
 
 # A logged warning or error (mice/logfmt.py), a Python warning (`file:line: SomeWarning: text`) or a system check.
