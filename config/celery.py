@@ -13,6 +13,7 @@ import django
 import django.db
 from celery import Celery
 from celery.signals import celeryd_after_setup
+from celery.worker.consumer import Consumer as CeleryConsumer
 from django.core.exceptions import ImproperlyConfigured
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -29,6 +30,23 @@ log = logging.getLogger("mice.worker")
 app = Celery("config")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = work_queues()
+app.conf.worker_consumer = "config.celery:Consumer"
+
+
+_CeleryBlueprint: Any = CeleryConsumer.Blueprint  # a class; the type stubs declare it as an attribute
+
+
+class Consumer(CeleryConsumer):
+    """Celery's consumer without its native delayed delivery.
+
+    Celery turns that on by itself when it sees quorum queues: it declares 28 `celery_delayed_*` queues and
+    exchanges, and warns once per queue that the direct exchange `mice.events` cannot take part. This project
+    never publishes a Celery ETA or countdown: a retry waits in its handler's own TTL'd queue
+    (mice/topology.py) and the saga's timeout in the outbox (`deliver_at`), so there is nothing for it to do.
+    """
+
+    class Blueprint(_CeleryBlueprint):
+        default_steps = [step for step in _CeleryBlueprint.default_steps if not step.endswith(":DelayedDelivery")]
 
 
 @celeryd_after_setup.connect

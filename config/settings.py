@@ -251,6 +251,11 @@ MICE_BROKER_HEARTBEAT = float(os.environ.get("MICE_BROKER_HEARTBEAT", "30"))
 MICE_OUTBOX_LAG_WARNING = float(os.environ.get("MICE_OUTBOX_LAG_WARNING", "60"))
 MICE_OUTBOX_RETENTION_HOURS = float(os.environ.get("MICE_OUTBOX_RETENTION_HOURS", str(7 * 24)))
 MICE_INBOX_RETENTION_HOURS = float(os.environ.get("MICE_INBOX_RETENTION_HOURS", str(30 * 24)))
+# The scheduler (`manage.py mice_upkeep`, mice/upkeep.py): seconds between two rounds of upkeep jobs, and how
+# long past its payment deadline a registration may stay pending before upkeep expires it itself (the
+# deadline's own message normally does it on time; this catches one that was lost or dead-lettered).
+MICE_UPKEEP_INTERVAL = float(os.environ.get("MICE_UPKEEP_INTERVAL", "300"))
+MICE_UPKEEP_DEADLINE_GRACE = float(os.environ.get("MICE_UPKEEP_DEADLINE_GRACE", "3600"))
 
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 LOGGING = {

@@ -90,3 +90,20 @@ def rate_limit_release(*, verdict: Verdict) -> None:
         ).update(hits=F("hits") - 1)
     except DatabaseError:
         log.warning("rate limit hit not taken back", extra={"mice": {"scope": str(verdict.scope)}}, exc_info=True)
+
+
+def rate_limit_counters_purge() -> int:
+    """Delete counters whose window has ended (and every counter of a limit turned off); returns how many.
+
+    A counter is dropped when its client comes back after its window (`rate_limit_hit`); this catches the
+    clients that never come back, so the table holds about one row per client seen in the last period.
+    """
+    now = time.time()
+    purged = 0
+    for scope in Scope:
+        rule = configured_rule(scope)
+        counters = Counter.objects.filter(scope=scope)
+        if rule is not None:
+            counters = counters.filter(window_start__lte=now - rule.period)
+        purged += int(counters.delete()[0])
+    return purged

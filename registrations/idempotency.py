@@ -63,6 +63,6 @@ def idempotent_answer_stored(*, key: str) -> bool:
 
 
 def idempotency_purge() -> int:
-    """Delete records past their TTL (`python manage.py purge_idempotency_keys`, e.g. hourly from cron)."""
+    """Delete records past their TTL: an upkeep job (registrations/upkeep.py), or `manage.py purge_idempotency_keys`."""
     cutoff = timezone.now() - dt.timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
     return int(IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()[0])

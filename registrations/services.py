@@ -215,3 +215,30 @@ def registration_expire(*, registration_id: uuid.UUID | str) -> Registration:
     if charge_succeeded(registration_id=registration_id):
         return registration_confirm(registration_id=registration_id)
     return registration_cancel(registration_id=registration_id, reason="payment_deadline_passed", only_pending=True)
+
+
+def registrations_expire_overdue(*, grace: dt.timedelta, limit: int = 500) -> int:
+    """The saga timeout's safety net (upkeep): expire registrations still pending `grace` past their deadline.
+
+    The deadline is normally met by its own message, held in the outbox until `payment_due_at`; this catches
+    one whose message was lost or dead-lettered, so no seat stays held for good. It decides exactly as that
+    message's handler does (`registration_expire`), so running both, or twice, changes nothing. Returns how
+    many registrations it looked at that are no longer pending.
+    """
+    overdue = Registration.objects.filter(
+        status=Registration.Status.PENDING, payment_due_at__lt=timezone.now() - grace
+    ).order_by("payment_due_at")
+    expired = 0
+    for registration_id in overdue.values_list("id", flat=True)[:limit]:
+        try:
+            registration = registration_expire(registration_id=registration_id)
+        except Exception:
+            log.exception("overdue registration not expired", extra={"mice": {"registration_id": str(registration_id)}})
+            continue
+        if registration.status != Registration.Status.PENDING:
+            expired += 1
+            log.info(
+                "overdue registration expired by upkeep",
+                extra={"mice": {"registration_id": str(registration_id), "status": registration.status}},
+            )
+    return expired

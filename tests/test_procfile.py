@@ -32,12 +32,12 @@ def test_honcho_starts_every_process_of_a_deployed_copy_that_has_no_venv_beside_
     # when
     honcho = system.start("honcho", ["honcho", "start", "-f", "Procfile"], app, PORT=str(port))
 
-    # then: the four processes run
+    # then: every process runs
     def started(text: str) -> bool:
         assert honcho.alive(), f"honcho stopped:\n{honcho.log()}"
         return text in honcho.log()
 
     wait_until(lambda: answers(f"http://127.0.0.1:{port}/healthz") or started("\0"), timeout=60, what="web")
-    for text in ("relay connected", "ready.", "dead-letter recorder started"):
+    for text in ("relay connected", "ready.", "dead-letter recorder started", "upkeep started"):
         wait_until(lambda text=text: started(text), timeout=60, what=f"{text!r} in the honcho log")
     assert not (app / ".venv").exists()

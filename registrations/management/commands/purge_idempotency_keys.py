@@ -8,7 +8,7 @@ from registrations.idempotency import idempotency_purge
 
 
 class Command(BaseCommand):
-    help = "Delete Idempotency-Key and form-token records older than IDEMPOTENCY_KEY_TTL_HOURS (run it from cron)."
+    help = "Delete Idempotency-Key and form-token records older than IDEMPOTENCY_KEY_TTL_HOURS (mice_upkeep does too)."
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.stdout.write(f"purged {idempotency_purge()} idempotency record(s)")

@@ -1,0 +1,66 @@
+"""Registrations' upkeep: expired idempotency records go, and a lost payment deadline is met all the same."""
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from registrations.models import IdempotencyRecord, Registration
+from registrations.services import registration_create
+from registrations.upkeep import idempotency_keys_expired, payment_deadlines_overdue
+from tests.factories import make_event
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def record(key, age):
+    return IdempotencyRecord.objects.create(
+        key=key, request_fingerprint="f", response_status=202, response_body={}, created_at=timezone.now() - age
+    )
+
+
+def test_idempotency_records_past_their_ttl_are_purged_and_the_rest_kept(settings):
+    settings.IDEMPOTENCY_KEY_TTL_HOURS = 24
+    record("api:old", dt.timedelta(hours=25))
+    record("form:old", dt.timedelta(days=3))
+    record("api:fresh", dt.timedelta(hours=23))
+
+    assert idempotency_keys_expired() == 2
+
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["api:fresh"]
+
+
+def register(event, email, due_ago):
+    registration = registration_create(
+        event_slug=event.slug, first_name="Ada", last_name="Lovelace", email=email, payment_token="tok_visa"
+    )
+    Registration.objects.filter(pk=registration.pk).update(payment_due_at=timezone.now() - due_ago)
+    return registration
+
+
+def test_a_registration_pending_long_past_its_deadline_is_cancelled_and_its_seat_released(settings):
+    # given: deadline messages that never arrived (no relay, no worker), and a grace of an hour
+    settings.MICE_UPKEEP_DEADLINE_GRACE = 3600
+    event = make_event(capacity=3)
+    lost = register(event, "lost@example.com", due_ago=dt.timedelta(hours=2))
+    recent = register(event, "recent@example.com", due_ago=dt.timedelta(minutes=10))
+    confirmed = register(event, "paid@example.com", due_ago=dt.timedelta(hours=2))
+    Registration.objects.filter(pk=confirmed.pk).update(status=Registration.Status.CONFIRMED)
+
+    # when
+    assert payment_deadlines_overdue() == 1
+
+    # then
+    statuses = dict(Registration.objects.values_list("email", "status"))
+    assert statuses == {
+        "lost@example.com": "cancelled",
+        "recent@example.com": "pending",
+        "paid@example.com": "confirmed",
+    }
+    assert Registration.objects.get(pk=lost.pk).cancellation_reason == "payment_deadline_passed"
+    assert Registration.objects.get(pk=recent.pk).payment_due_at is not None
+    event.refresh_from_db()
+    assert event.seats_taken == 2
+
+    # and a second round changes nothing
+    assert payment_deadlines_overdue() == 0
