@@ -222,6 +222,8 @@ CELERY_RESULT_BACKEND = None
 # Acknowledge only after the handler committed; a lost worker means redelivery; a final failure
 # or a hard time limit means reject-without-requeue, which RabbitMQ dead-letters (docs/broker-behaviour.md).
 CELERY_TASK_ACKS_LATE = True
+# What a task prints (the console e-mail backend of a local run prints every e-mail) is output, not a warning.
+CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TASK_ACKS_ON_FAILURE = False
 CELERY_TASK_ACKS_ON_TIMEOUT = False

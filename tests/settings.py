@@ -7,6 +7,9 @@ os.environ.setdefault("SECRET_KEY", "tests-only-" + os.urandom(24).hex())
 # Many tests register hundreds of attendees from 127.0.0.1: a limit far above that, for this process and the
 # servers it starts (they inherit the environment). The limits' own tests set small ones explicitly.
 os.environ.setdefault("MICE_RATE_LIMIT_REGISTRATIONS", "1000000/1h")
+# Handlers' e-mails stay in the worker's memory unless a test points them elsewhere (the SMTP and file tests do):
+# the console backend would print every e-mail, invoice PDF included, into the worker logs tests read.
+os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
 # Test clients connect directly: no proxy in front, so a forged X-Forwarded-For must be ignored.
 os.environ.setdefault("MICE_TRUSTED_PROXIES", "0")
 # anymail's tracking webhooks are served only with a secret (config/urls.py): the webhook tests post with it.
