@@ -11,7 +11,7 @@ from django.db import transaction
 from django.test import Client
 from django.utils import timezone
 
-from mice.models import OutboxMessage
+from mice.models import DeadLetter, OutboxMessage
 from mice.outbox import emit
 from tests.factories import make_event
 from tests.processes import free_port, wait_until
@@ -188,3 +188,16 @@ def test_gunicorn_workers_count_together_whichever_worker_answers_the_scrape(sys
     # and gunicorn removes its folder of counts when it stops
     system.stop_all()  # the shell of the Procfile line ends at once; gunicorn a moment later
     wait_until(lambda: not list(tmp_path.glob("mice-metrics-web-*")), timeout=30, what="the folder removed")
+
+
+def test_metrics_show_dead_letters_waiting_per_handler_of_this_code_only():
+    DeadLetter.objects.create(key="a", handler="tests.probe.always_fails")
+    DeadLetter.objects.create(key="b", handler="tests.probe.always_fails")
+    DeadLetter.objects.create(key="c", handler="tests.probe.always_fails", status=DeadLetter.Status.REPLAYED)
+    DeadLetter.objects.create(key="d", handler="jane.doe@example.com")  # whatever a forged message named
+
+    text = Client().get("/metrics").content.decode()
+
+    assert 'mice_dead_letters_waiting{handler="tests.probe.always_fails"} 2.0' in text
+    assert 'mice_dead_letters_waiting{handler="other"} 1.0' in text
+    assert "example.com" not in text
