@@ -5,23 +5,31 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import time
 from typing import Any
 
 import django
 import django.db
 from celery import Celery
-from celery.signals import celeryd_after_setup
+from celery.signals import celeryd_after_setup, worker_ready, worker_shutdown
 from celery.worker.consumer import Consumer as CeleryConsumer
 from django.core.exceptions import ImproperlyConfigured
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+if os.environ.get("MICE_WORKER_METRICS_PORT"):
+    # The pool's processes count handler runs in files of a folder private to this worker, which its main
+    # process serves (on_worker_ready). Set before anything imports prometheus_client.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mice-metrics-worker-")
+    os.environ["MICE_WORKER_METRICS_DIR_OWNER"] = str(os.getpid())
 try:
     django.setup()  # handlers are discovered here; the queue list depends on them
 except ImproperlyConfigured as error:  # e.g. no SECRET_KEY in production: one line saying what to set
     sys.exit(f"error: {error}")
 
+from mice.metrics import metrics_serve
 from mice.routing import routes_declare
 from mice.topology import work_queues
 
@@ -69,3 +77,16 @@ def on_worker_setup(sender: str, instance: Any, **kwargs: Any) -> None:
             time.sleep(delay)
     for mismatch in mismatches:
         instance.app.amqp.queues.deselect(mismatch.queue)
+
+
+@worker_ready.connect
+def on_worker_ready(**kwargs: Any) -> None:
+    """Serve the worker's metrics (every pool process's) on MICE_WORKER_METRICS_PORT, if set."""
+    metrics_serve(variable="MICE_WORKER_METRICS_PORT")
+
+
+@worker_shutdown.connect
+def on_worker_shutdown(**kwargs: Any) -> None:
+    """Remove the metrics folder this worker made (never one a pool process merely inherited)."""
+    if os.environ.get("MICE_WORKER_METRICS_DIR_OWNER") == str(os.getpid()):
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

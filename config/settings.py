@@ -35,7 +35,8 @@ CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").sp
 # binds gunicorn to the loopback) and sets X-Forwarded-Proto, overwriting any value the client sent.
 # A plain-HTTP run turns these off by environment (scripts/run does, for http://127.0.0.1).
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain HTTP
+# Load balancers probe over plain HTTP, and Prometheus may scrape gunicorn directly on the loopback.
+SECURE_REDIRECT_EXEMPT = [r"^(healthz|readyz|metrics)$"]
 SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0" if DEBUG else str(365 * 24 * 3600)))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
@@ -239,7 +240,9 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # PostgreSQL connection per event capped a worker near 80 events/s (bench/relay.py). Handlers drop a
 # broken or aged connection themselves (close_old_connections, as Django does per request).
 CELERY_DB_REUSE_MAX = int(os.environ.get("MICE_WORKER_DB_REUSE_MAX", "1000"))
-CELERY_WORKER_SEND_TASK_EVENTS = False
+# Task events (received, started, succeeded, failed...) on the `celeryev` exchange, so that Flower
+# (`celery -A config flower`) shows the workers' tasks. The relay publishes raw task messages: no "sent" events.
+CELERY_WORKER_SEND_TASK_EVENTS = env_bool("MICE_WORKER_TASK_EVENTS", True)
 CELERY_TASK_CREATE_MISSING_QUEUES = False
 
 MICE_RELAY_BATCH_SIZE = int(os.environ.get("MICE_RELAY_BATCH_SIZE", "500"))
@@ -258,6 +261,12 @@ MICE_INBOX_RETENTION_HOURS = float(os.environ.get("MICE_INBOX_RETENTION_HOURS", 
 # deadline's own message normally does it on time; this catches one that was lost or dead-lettered).
 MICE_UPKEEP_INTERVAL = float(os.environ.get("MICE_UPKEEP_INTERVAL", "300"))
 MICE_UPKEEP_DEADLINE_GRACE = float(os.environ.get("MICE_UPKEEP_DEADLINE_GRACE", "3600"))
+
+# --- Health and metrics (README: "Health and metrics") --------------------------------------------
+# /readyz answers 503 once the oldest due outbox row has waited longer than this (seconds); 0 turns it off.
+MICE_READY_MAX_OUTBOX_LAG = float(os.environ.get("MICE_READY_MAX_OUTBOX_LAG", "60"))
+# Bearer token that reads /metrics; without one, only staff sessions and clients on the loopback do.
+MICE_METRICS_TOKEN = os.environ.get("MICE_METRICS_TOKEN", "")
 
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 LOGGING = {

@@ -2,18 +2,18 @@
 
 from django.conf import settings
 from django.contrib import admin
-from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from config import monitoring
 
-def health(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"status": "ok"})
-
+handler404 = monitoring.not_found
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("healthz", health),
+    path("healthz", monitoring.health),
+    path("readyz", monitoring.ready),
+    path("metrics", monitoring.metrics),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("registrations.api_urls")),

@@ -186,11 +186,10 @@ class OutboxMessageAdmin(ReadOnlyAdmin):
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         """Above the rows: pending and due counts, the relay's lag and rate, and rows it could not send."""
         state = outbox_state()
-        lag = state.oldest_due_age
         extra_context = {
             **(extra_context or {}),
             "outbox": state,
-            "outbox_lagging": lag is not None and lag > settings.MICE_OUTBOX_LAG_WARNING,
+            "outbox_lagging": state.backlog.lag_seconds > settings.MICE_OUTBOX_LAG_WARNING,
             "outbox_lag_warning": settings.MICE_OUTBOX_LAG_WARNING,
         }
         return super().changelist_view(request, extra_context)

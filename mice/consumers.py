@@ -25,6 +25,7 @@ from django.db import DatabaseError, close_old_connections, connections, router,
 from django.utils import timezone
 
 from mice.events import Event
+from mice.metrics import HANDLER_DEAD_LETTERED, HANDLER_DURATION, HANDLER_RETRIES, HANDLER_RUNS
 from mice.models import HandlerFailure, InboxEntry
 from mice.outbox import caused_by, purge_in_chunks
 from mice.publisher import BrokerUnavailable, ConfirmingPublisher, PublishOutcome
@@ -112,6 +113,7 @@ class HandlerTask(Task):
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             self._record_failure(None, context, exc, "dead-lettered")
             log.error("unreadable envelope", extra={"mice": {**context, "outcome": "dead-lettered"}})
+            self._count(started, "dead-lettered")
             raise Reject(f"unreadable envelope: {exc!r}", requeue=False) from exc
         context.update(event_id=event.id, correlation_id=event.correlationid, event_type=event.type)
         try:
@@ -133,21 +135,35 @@ class HandlerTask(Task):
                     )
                     if failure is not None:
                         HandlerFailure.objects.filter(pk=failure.pk).update(outcome="requeued")
+                    self._count(started, "requeued")
                     time.sleep(min(delay_ms / 1000, 5.0))
                     raise Reject(f"retry publish failed: {publish_error!r}", requeue=True) from exc
                 log.warning(
                     "handler failed, retrying",
                     extra={"mice": {**context, "outcome": "retrying", "delay_ms": delay_ms, "error": repr(exc)}},
                 )
+                self._count(started, "retrying")
                 raise Retry(exc=exc, when=delay_ms / 1000) from exc  # type: ignore[arg-type]
             self._record_failure(event, context, exc, "dead-lettered")
             log.error(
                 "handler failed, dead-lettering",
                 extra={"mice": {**context, "outcome": "dead-lettered", "error": repr(exc)}},
             )
+            self._count(started, "dead-lettered")
             raise Reject(repr(exc), requeue=False) from exc
         context["duration_ms"] = round((time.monotonic() - started) * 1000, 2)
         log.info("handler ran", extra={"mice": {**context, "outcome": outcome}})
+        self._count(started, outcome)
+
+    def _count(self, started: float, outcome: str) -> None:
+        """The run's metrics (mice/metrics.py): labelled by handler and outcome only."""
+        handler = self.subscription.handler
+        HANDLER_RUNS.labels(handler, outcome).inc()
+        HANDLER_DURATION.labels(handler, outcome).observe(time.monotonic() - started)
+        if outcome == "retrying":
+            HANDLER_RETRIES.labels(handler).inc()
+        elif outcome == "dead-lettered":
+            HANDLER_DEAD_LETTERED.labels(handler).inc()
 
     def _run_once(self, event: Event) -> str:
         """Run the handler and write the inbox row in one transaction; a second delivery is skipped.

@@ -12,10 +12,16 @@ from typing import Any
 from django.db import transaction
 
 from mice.events import EVENT_TYPES, Event
+from mice.metrics import DEAD_LETTERS_RECORDED, known_label
 from mice.models import DeadLetter, DeadLetterAction, HandlerFailure
 from mice.outbox import outbox_store
+from mice.subscriptions import SUBSCRIPTIONS
 
 log = logging.getLogger("mice.deadletters")
+
+
+# Why RabbitMQ dead-letters a message (x-death "reason"): the values a metric label may take.
+DEATH_REASONS = frozenset({"rejected", "expired", "maxlen", "delivery_limit"})
 
 
 class ReplayError(RuntimeError):
@@ -90,6 +96,8 @@ def dead_letter_record(*, body: bytes | str, headers: Mapping[str, Any], routing
             "x_death": x_death,
         },
     )
+    if created:
+        DEAD_LETTERS_RECORDED.labels(known_label(handler, SUBSCRIPTIONS), known_label(reason, DEATH_REASONS)).inc()
     log.info(
         "dead letter recorded" if created else "dead letter already recorded",
         extra={

@@ -12,10 +12,11 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from django.db import connections, router
+from django.db import connections, router, transaction
 from django.utils import timezone
 
 from mice.events import Event, EventType, connect_to_every_type, get_event_type
+from mice.metrics import EVENTS_EMITTED
 from mice.models import OutboxMessage
 
 
@@ -69,6 +70,7 @@ def emit(
         causation_id=cause.id if cause else None,
     )
     outbox_store(event=event, deliver_at=deliver_at)
+    transaction.on_commit(EVENTS_EMITTED.labels(declared.name).inc, using=connection.alias)
     return event
 
 

@@ -26,6 +26,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from mice.consumers import inbox_purge
+from mice.metrics import EVENTS_HELD_BACK, EVENTS_RELAYED
 from mice.models import OutboxMessage, Route
 from mice.outbox import outbox_purge
 from mice.publisher import BrokerUnavailable, ConfirmingPublisher
@@ -161,6 +162,9 @@ class Relay:
                     id__in=[row[0] for row in rows if row[0] not in held_back], sent_at__isnull=True
                 ).update(sent_at=timezone.now())
                 self._hold_back(using, held_back)
+        # Counted once committed: a batch rolled back by a failure is published again, and counted then.
+        for row_id, event_type, *_ in rows:
+            (EVENTS_HELD_BACK if row_id in held_back else EVENTS_RELAYED).labels(event_type).inc()
         log.info(
             "relayed batch",
             extra={

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
+from django.db import connections, router, transaction
 from django.db.models import Count, Min, Q
 from django.utils import timezone
 
@@ -153,12 +154,52 @@ def saga(*, correlation_id: str) -> list[SagaStep]:
 
 
 @dataclasses.dataclass(frozen=True)
-class OutboxState:
-    """What an operator asks of the outbox: is the relay keeping up, and is anything stuck?"""
+class OutboxBacklog:
+    pending: int  # unsent rows that are due now
+    lag_seconds: float  # how long the oldest of them has been due (0 when none is)
+    scheduled: int  # unsent rows held until later (a saga's deadline, a delivery retry's backoff)
+    held_back: int  # unsent rows the relay failed to deliver at least once
 
-    pending: int  # unsent rows, due or held for later (a saga's deadline)
-    due: int  # unsent rows whose time has come: the relay's backlog
-    oldest_due_age: float | None  # seconds since the oldest due row became due: the relay's lag
+
+def outbox_backlog(*, statement_timeout_ms: int | None = None) -> OutboxBacklog:
+    """What the relay has yet to publish, read from the outbox's partial index of unsent rows.
+
+    `statement_timeout_ms` bounds the queries on PostgreSQL (health checks and scrapes must answer in time).
+    """
+    using = router.db_for_read(OutboxMessage)
+    now = timezone.now()
+    with transaction.atomic(using=using):
+        connection = connections[using]
+        if statement_timeout_ms and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL statement_timeout = %s", [int(statement_timeout_ms)])
+        unsent = OutboxMessage.objects.using(using).filter(sent_at__isnull=True)
+        figures = unsent.aggregate(
+            pending=Count("id", filter=Q(available_at__lte=now)),
+            oldest_due=Min("available_at", filter=Q(available_at__lte=now)),
+            scheduled=Count("id", filter=Q(available_at__gt=now)),
+            held_back=Count("id", filter=Q(attempts__gt=0)),
+        )
+    oldest = figures["oldest_due"]
+    return OutboxBacklog(
+        pending=figures["pending"],
+        lag_seconds=max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
+        scheduled=figures["scheduled"],
+        held_back=figures["held_back"],
+    )
+
+
+def dead_letters_waiting() -> dict[str, int]:
+    """Dead letters nobody replayed or discarded yet, per handler."""
+    rows = DeadLetter.objects.filter(status=DeadLetter.Status.NEW).values_list("handler").annotate(n=Count("id"))
+    return {handler or "unknown": n for handler, n in rows}
+
+
+@dataclasses.dataclass(frozen=True)
+class OutboxState:
+    """What an operator asks of the outbox (admin's outbox page): is the relay keeping up, is anything stuck?"""
+
+    backlog: OutboxBacklog
     held_back: list[OutboxMessage]  # due rows the relay tried and could not send, with their last error
     relayed_last_minute: int
     relayed_last_5_minutes: int
@@ -171,36 +212,16 @@ class OutboxState:
 
 def outbox_state(*, held_back_limit: int = 20) -> OutboxState:
     now = timezone.now()
-    unsent = OutboxMessage.objects.filter(sent_at__isnull=True)
-    counts = unsent.aggregate(
-        pending=Count("id"), due=Count("id", filter=Q(available_at__lte=now)), oldest=Min("available_at")
-    )
-    oldest = counts["oldest"]
     sent = OutboxMessage.objects.filter(sent_at__gte=now - dt.timedelta(minutes=5)).aggregate(
         five=Count("id"), one=Count("id", filter=Q(sent_at__gte=now - dt.timedelta(minutes=1)))
     )
     return OutboxState(
-        pending=counts["pending"],
-        due=counts["due"],
-        oldest_due_age=(now - oldest).total_seconds() if oldest is not None and oldest <= now else None,
+        backlog=outbox_backlog(),
         held_back=list(
-            unsent.filter(available_at__lte=now, attempts__gt=0).exclude(last_error="").order_by("id")[:held_back_limit]
+            OutboxMessage.objects.filter(sent_at__isnull=True, available_at__lte=now, attempts__gt=0).order_by("id")[
+                :held_back_limit
+            ]
         ),
         relayed_last_minute=sent["one"],
         relayed_last_5_minutes=sent["five"],
     )
-
-
-def outbox_lagging(*, threshold_seconds: float) -> float | None:
-    """The age of the oldest due, unsent row if it is older than the threshold (one indexed query), else None."""
-    now = timezone.now()
-    oldest = (
-        OutboxMessage.objects.filter(sent_at__isnull=True, available_at__lte=now)
-        .order_by("available_at", "id")
-        .values_list("available_at", flat=True)
-        .first()
-    )
-    if oldest is None:
-        return None
-    age = (now - oldest).total_seconds()
-    return age if age > threshold_seconds else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import template
 from django.conf import settings
 
-from mice.selectors import outbox_lagging
+from mice.selectors import outbox_backlog
 
 register = template.Library()
 
@@ -16,4 +16,5 @@ def outbox_lag_warning(context: template.Context) -> float | None:
     request = context.get("request")
     if request is None or not request.user.has_perm("mice.view_outboxmessage"):
         return None
-    return outbox_lagging(threshold_seconds=settings.MICE_OUTBOX_LAG_WARNING)
+    lag = outbox_backlog(statement_timeout_ms=2000).lag_seconds
+    return lag if lag > settings.MICE_OUTBOX_LAG_WARNING else None

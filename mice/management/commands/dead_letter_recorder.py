@@ -15,6 +15,7 @@ from kombu import Connection, Consumer, Message
 from kombu.mixins import ConsumerMixin
 
 from mice.deadletters import dead_letter_record, dead_letter_record_raw
+from mice.metrics import metrics_serve
 from mice.topology import DEAD_LETTERS, maybe_declare_all
 
 log = logging.getLogger("mice.deadletters")
@@ -60,6 +61,7 @@ class Command(BaseCommand):
     help = "Consume mice.dead_letters and store each message as a DeadLetter row (shown in Django admin)."
 
     def handle(self, *args: Any, **options: Any) -> None:
+        metrics_serve(variable="MICE_RECORDER_METRICS_PORT")
         with Connection(settings.CELERY_BROKER_URL, heartbeat=30) as connection:
             recorder = DeadLetterRecorder(connection)
 

@@ -7,6 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from mice.metrics import metrics_serve
 from mice.relay import RelayConfig, run_relays
 
 
@@ -29,4 +30,5 @@ class Command(BaseCommand):
         concurrency = options["concurrency"] or settings.MICE_RELAY_CONCURRENCY
         if concurrency < 1:
             raise CommandError("--concurrency must be at least 1")
+        metrics_serve(variable="MICE_RELAY_METRICS_PORT")
         run_relays(broker_url=settings.CELERY_BROKER_URL, config=config, concurrency=concurrency)
