@@ -12,7 +12,7 @@ from typing import Any
 import django
 import django.db
 from celery import Celery
-from celery.signals import celeryd_after_setup
+from celery.signals import celeryd_after_setup, celeryd_init
 from django.core.exceptions import ImproperlyConfigured
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -29,6 +29,15 @@ log = logging.getLogger("mice.worker")
 app = Celery("config")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = work_queues()
+
+
+@celeryd_init.connect
+def on_worker_init(sender: str, instance: Any, **kwargs: Any) -> None:
+    """With LOG_FORMAT=json every line the worker writes is a JSON object: no start-up banner (as `--quiet`)."""
+    from django.conf import settings
+
+    if settings.LOG_FORMAT == "json":
+        instance.quiet = True
 
 
 @celeryd_after_setup.connect

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -251,11 +252,20 @@ MICE_OUTBOX_RETENTION_HOURS = float(os.environ.get("MICE_OUTBOX_RETENTION_HOURS"
 MICE_INBOX_RETENTION_HOURS = float(os.environ.get("MICE_INBOX_RETENTION_HOURS", str(30 * 24)))
 
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+# logfmt (the default) reads well in a terminal; json is one object per line, for a log shipper.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "logfmt").strip().lower()
+if LOG_FORMAT not in {"logfmt", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be logfmt or json, not {LOG_FORMAT!r}")
+if LOG_FORMAT == "json":
+    logging.captureWarnings(True)  # a Python warning becomes one JSON line too, not raw text on stderr
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"logfmt": {"()": "mice.logfmt.LogfmtFormatter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "logfmt"}},
+    "formatters": {
+        "logfmt": {"()": "mice.logfmt.LogfmtFormatter"},
+        "json": {"()": "mice.logfmt.JsonLinesFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         "mice": {"level": LOG_LEVEL},
