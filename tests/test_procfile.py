@@ -112,6 +112,7 @@ def test_scripts_run_loads_the_demo_runs_every_process_and_ctrl_c_stops_them_all
             PORT=str(port),
             SECRET_KEY="scripts-run-test-" + uuid.uuid4().hex,
             STATIC_ROOT=str(tmp_path / "static"),
+            EMAIL_BACKEND="",  # unset: scripts/run's own choice, not the test settings'
             EMAIL_FILE_PATH=str(tmp_path / "mail"),
         )
 
