@@ -14,7 +14,7 @@ from typing import Any
 import django
 import django.db
 from celery import Celery
-from celery.signals import celeryd_after_setup, worker_ready, worker_shutdown
+from celery.signals import celeryd_after_setup, celeryd_init, worker_ready, worker_shutdown
 from celery.worker.consumer import Consumer as CeleryConsumer
 from django.core.exceptions import ImproperlyConfigured
 
@@ -55,6 +55,15 @@ class Consumer(CeleryConsumer):
 
     class Blueprint(_CeleryBlueprint):
         default_steps = [step for step in _CeleryBlueprint.default_steps if not step.endswith(":DelayedDelivery")]
+
+
+@celeryd_init.connect
+def on_worker_init(sender: str, instance: Any, **kwargs: Any) -> None:
+    """With LOG_FORMAT=json every line the worker writes is a JSON object: no start-up banner (as `--quiet`)."""
+    from django.conf import settings
+
+    if settings.LOG_FORMAT == "json":
+        instance.quiet = True
 
 
 @celeryd_after_setup.connect

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -269,11 +270,20 @@ MICE_READY_MAX_OUTBOX_LAG = float(os.environ.get("MICE_READY_MAX_OUTBOX_LAG", "6
 MICE_METRICS_TOKEN = os.environ.get("MICE_METRICS_TOKEN", "")
 
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+# logfmt (the default) reads well in a terminal; json is one object per line, for a log shipper.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "logfmt").strip().lower()
+if LOG_FORMAT not in {"logfmt", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be logfmt or json, not {LOG_FORMAT!r}")
+if LOG_FORMAT == "json":
+    logging.captureWarnings(True)  # a Python warning becomes one JSON line too, not raw text on stderr
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"logfmt": {"()": "mice.logfmt.LogfmtFormatter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "logfmt"}},
+    "formatters": {
+        "logfmt": {"()": "mice.logfmt.LogfmtFormatter"},
+        "json": {"()": "mice.logfmt.JsonLinesFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         "mice": {"level": LOG_LEVEL},
