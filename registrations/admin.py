@@ -17,8 +17,7 @@ from django.utils.html import format_html, format_html_join
 
 from mice.selectors import saga
 from registrations.models import Event, Registration
-from registrations.services import registration_cancel
-from registrations.services_events import EDITABLE_FIELDS, event_create, event_update, event_validate
+from registrations.services import EDITABLE_FIELDS, event_create, event_update, event_validate, registration_cancel
 from registrations.signals import registration_admin_links_get
 
 log = logging.getLogger("registrations")

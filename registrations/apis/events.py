@@ -33,7 +33,7 @@ from registrations.apis.conventions import (
 )
 from registrations.models import DEFAULT_PAYMENT_DEADLINE_SECONDS, Event
 from registrations.selectors import event_get, event_list_upcoming
-from registrations.services_events import event_create, event_update
+from registrations.services import event_create, event_update
 
 
 class EventOutputSerializer(serializers.Serializer):

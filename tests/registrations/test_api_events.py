@@ -11,7 +11,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from registrations.models import Event
-from registrations.services_events import event_create, event_update
+from registrations.services import event_create, event_update
 from tests.factories import make_event
 
 pytestmark = pytest.mark.django_db

@@ -24,8 +24,7 @@ from django.utils import timezone
 
 from registrations.models import Registration
 from registrations.selectors import event_get
-from registrations.services import registration_create
-from registrations.services_events import event_create, event_update
+from registrations.services import event_create, event_update, registration_create
 
 CONFERENCES: list[dict[str, Any]] = [
     {
