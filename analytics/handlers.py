@@ -47,11 +47,11 @@ def count_cancellation(event: Event) -> None:
     )
 
 
-@subscribe("invoice.issued")
-def count_invoice(event: Event) -> None:
+def _record_revenue(event: Event, *, kind: RevenueEntry.Kind, document_id_field: str) -> None:
+    """An invoice adds to revenue, a credit note takes it back: one entry per document, whatever redelivers it."""
     revenue_entry_record(
-        kind=RevenueEntry.Kind.INVOICE,
-        document_id=str(event.data["invoice_id"]),
+        kind=kind,
+        document_id=str(event.data[document_id_field]),
         number=str(event.data.get("number", "")),
         registration_id=event.data["registration_id"],
         event_slug=event.data["event"]["slug"],
@@ -60,21 +60,16 @@ def count_invoice(event: Event) -> None:
         gross=Decimal(event.data["gross"]),
         at=_time(event),
     )
+
+
+@subscribe("invoice.issued")
+def count_invoice(event: Event) -> None:
+    _record_revenue(event, kind=RevenueEntry.Kind.INVOICE, document_id_field="invoice_id")
 
 
 @subscribe("credit_note.issued")
 def count_credit_note(event: Event) -> None:
-    revenue_entry_record(
-        kind=RevenueEntry.Kind.CREDIT_NOTE,
-        document_id=str(event.data["credit_note_id"]),
-        number=str(event.data.get("number", "")),
-        registration_id=event.data["registration_id"],
-        event_slug=event.data["event"]["slug"],
-        currency=event.data["currency"],
-        net=Decimal(event.data["net"]),
-        gross=Decimal(event.data["gross"]),
-        at=_time(event),
-    )
+    _record_revenue(event, kind=RevenueEntry.Kind.CREDIT_NOTE, document_id_field="credit_note_id")
 
 
 @subscribe("payment.refunded")

@@ -48,11 +48,6 @@ def invoice_download_url(*, invoice_id: int) -> str:
     return settings.MICE_SITE_URL.rstrip("/") + reverse("invoicing:invoice_download", kwargs={"token": token})
 
 
-def invoice_for_registration(*, registration_id: uuid.UUID | str) -> Invoice | None:
-    """The registration's invoice, if one was issued."""
-    return Invoice.objects.filter(registration_id=registration_id).first()
-
-
 def credit_note_pdf_get(*, credit_note_id: int) -> Document | None:
     """The credit note's PDF, as stored (rendered and stored if not yet)."""
     credit_note = CreditNote.objects.select_related("invoice").filter(pk=credit_note_id).first()
@@ -100,19 +95,17 @@ def registration_document_links(*, registration_id: uuid.UUID | str) -> list[dic
 
 def registration_admin_links(*, registration_id: uuid.UUID | str) -> list[dict[str, str]]:
     """Admin links to the registration's charge (with its refund), invoice and credit note, those that exist."""
-    from django.urls import reverse as admin_reverse
-
     links = []
     charge = Charge.objects.filter(registration_id=registration_id).first()
     if charge is not None:
         title = f"charge: {charge.status}" + (f", refund {charge.refund.status}" if hasattr(charge, "refund") else "")
-        links.append({"title": title, "url": admin_reverse("admin:invoicing_charge_change", args=[charge.pk])})
+        links.append({"title": title, "url": reverse("admin:invoicing_charge_change", args=[charge.pk])})
     invoice = Invoice.objects.filter(registration_id=registration_id).first()
     if invoice is not None:
         links.append(
             {
                 "title": f"invoice {invoice.number}",
-                "url": admin_reverse("admin:invoicing_invoice_change", args=[invoice.pk]),
+                "url": reverse("admin:invoicing_invoice_change", args=[invoice.pk]),
             }
         )
         credit_note = CreditNote.objects.filter(invoice=invoice).first()
@@ -120,7 +113,7 @@ def registration_admin_links(*, registration_id: uuid.UUID | str) -> list[dict[s
             links.append(
                 {
                     "title": f"credit note {credit_note.number}",
-                    "url": admin_reverse("admin:invoicing_creditnote_change", args=[credit_note.pk]),
+                    "url": reverse("admin:invoicing_creditnote_change", args=[credit_note.pk]),
                 }
             )
     return links
