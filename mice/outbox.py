@@ -49,6 +49,8 @@ def emit(
     """Record an event in the outbox, in the current transaction; the relay publishes it after commit.
 
     Inside a handler the new event carries the handled event's correlation id and names it as cause.
+    Outside one (staff or an attendee acting on a running saga, upkeep), an event joining an existing saga
+    names that saga's latest event as its cause, so the saga's timeline stays one chain.
     `deliver_at` holds the event back until then (a saga's timeout): the relay claims only rows whose
     `available_at` has come, so the delay survives any restart and needs no scheduler.
     """
@@ -62,16 +64,33 @@ def emit(
             "the emit in one atomic block so the event commits, or rolls back, with it"
         )
     cause = _causing_event.get()
+    causation_id = cause.id if cause else None
+    if cause is None and correlation_id:
+        causation_id = _saga_latest_event_id(correlation_id)
     event = Event.new(
         declared,
         subject=subject,
         data=data,
         correlation_id=correlation_id or (cause.correlationid if cause else None),
-        causation_id=cause.id if cause else None,
+        causation_id=causation_id,
     )
     outbox_store(event=event, deliver_at=deliver_at)
     transaction.on_commit(EVENTS_EMITTED.labels(declared.name).inc, using=connection.alias)
     return event
+
+
+def _saga_latest_event_id(correlation_id: str) -> str | None:
+    """The saga's latest event that has happened: not a replay's copy, nor a timeout still held back.
+
+    None for a saga's first event, and for a saga whose rows the retention has purged.
+    """
+    latest = (
+        OutboxMessage.objects.filter(correlation_id=correlation_id, handler="", available_at__lte=timezone.now())
+        .order_by("-id")
+        .values_list("event_id", flat=True)
+        .first()
+    )
+    return str(latest) if latest else None
 
 
 def outbox_store(*, event: Event, handler: str = "", deliver_at: dt.datetime | None = None) -> OutboxMessage:

@@ -51,6 +51,30 @@ def test_an_event_emitted_while_handling_another_carries_its_correlation_and_cau
     assert emitted.causationid == cause.id
 
 
+def test_an_event_joining_a_saga_outside_a_handler_names_the_sagas_latest_event_that_happened():
+    # given a saga with a first event, a later one, and a timeout held back for the future
+    with transaction.atomic():
+        first = emit("probe.pinged", subject="reg-9", data={}, correlation_id="saga-9")
+    with transaction.atomic():
+        later = emit("probe.pinged", subject="reg-9", data={}, correlation_id="saga-9")
+        emit(
+            "probe.pinged",
+            subject="reg-9",
+            data={},
+            correlation_id="saga-9",
+            deliver_at=timezone.now() + dt.timedelta(hours=1),
+        )
+
+    # when someone acts on the saga outside any handler (staff in admin, the attendee, upkeep)
+    with transaction.atomic():
+        acted = emit("probe.pinged", subject="reg-9", data={}, correlation_id="saga-9")
+
+    # then only the saga's first event names no cause, and the rest form one chain
+    assert first.causationid is None
+    assert later.causationid == first.id
+    assert acted.causationid == later.id
+
+
 def _envelope():
     with transaction.atomic():
         event = emit("probe.pinged", subject="x", data={})

@@ -229,6 +229,9 @@ def test_staff_cancel_a_confirmed_registration_after_confirming_and_it_is_to_be_
     assert Event.objects.get(pk=event.pk).seats_left == 1
     (row,) = OutboxMessage.objects.filter(event_type="registration.cancelled")
     assert row.envelope["data"]["was_confirmed"] is True  # invoicing refunds it
+    # the saga's timeline stays one chain: staff acted on the confirmed registration
+    confirmed = OutboxMessage.objects.get(event_type="registration.confirmed")
+    assert row.envelope["causationid"] == str(confirmed.event_id)
 
 
 def test_staff_without_the_permission_cannot_cancel_and_refund(staff_client):
