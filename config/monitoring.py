@@ -12,7 +12,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connections
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
+from django.urls import Resolver404, resolve
 from django.views import defaults
 from kombu import Connection
 from prometheus_client import CollectorRegistry
@@ -151,6 +152,25 @@ def _may_read_metrics(request: HttpRequest) -> bool:
         return ipaddress.ip_network(client_address(request), strict=False).is_loopback
     except ValueError:
         return False
+
+
+def api_not_found(request: HttpRequest, rest: str = "") -> HttpResponse:
+    """The last route under /api/: a JSON 404 in every mode (Django's DEBUG page would otherwise answer HTML).
+
+    Being a route, it would also stop CommonMiddleware from adding a missing slash (it adds one only to a
+    path that resolves nowhere), so a known path without its slash is redirected here, as it was before.
+    """
+    if settings.APPEND_SLASH and not request.path_info.endswith("/"):
+        try:
+            match = resolve(f"{request.path_info}/")
+        except Resolver404:
+            match = None
+        if match is not None and match.func is not api_not_found:
+            redirect = HttpResponsePermanentRedirect(request.get_full_path(force_append_slash=True))
+            if request.method not in ("GET", "HEAD"):
+                redirect.status_code = 308  # keeps the method and the body, where a 301 would turn a POST into a GET
+            return redirect
+    return JsonResponse({"detail": "Not found."}, status=404)
 
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:

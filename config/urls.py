@@ -2,7 +2,7 @@
 
 from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import monitoring
@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("registrations.api_urls")),
+    re_path(r"^api/(?P<rest>.*)$", monitoring.api_not_found),  # JSON, also under DEBUG
     path("dashboard/", include("analytics.urls")),
     path("", include("invoicing.urls")),
     *(

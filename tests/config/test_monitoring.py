@@ -137,13 +137,29 @@ def test_metrics_show_the_outbox_backlog_and_its_lag():
     assert 'mice_events_emitted_total{event_type="probe.pinged"}' in text
 
 
+@pytest.mark.parametrize("debug", [False, True], ids=["production", "DEBUG=1 (scripts/run)"])
 @pytest.mark.parametrize("path", ["/api/nope", "/api/nope/", "/api/registrations/x/y/z", "/api/events/a/b/"])
-def test_unknown_paths_under_api_answer_a_json_404(path):
+def test_unknown_paths_under_api_answer_a_json_404(path, debug, settings):
+    settings.DEBUG = debug
+
     response = Client().get(path)
 
     assert response.status_code == 404
     assert response["Content-Type"] == "application/json"
     assert response.json() == {"detail": "Not found."}
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["production", "DEBUG=1 (scripts/run)"])
+def test_a_known_api_path_without_its_slash_still_redirects_to_it(debug, settings):
+    settings.DEBUG = debug
+    settings.SECURE_SSL_REDIRECT = False
+
+    response = Client().get("/api/events/?page=2".replace("/?", "?"))
+
+    assert response.status_code == 301
+    assert response["Location"] == "/api/events/?page=2"
+    posted = Client().post("/api/registrations", {}, content_type="application/json")
+    assert posted.status_code == 308 and posted["Location"] == "/api/registrations/"  # a POST stays a POST
 
 
 def test_unknown_paths_elsewhere_answer_the_html_404_page():
