@@ -20,6 +20,10 @@ class GatewayUnavailable(Exception):
     """The provider could not be reached or answered 5xx: transient, the charge may be retried."""
 
 
+class ChargeAlreadyRefunded(Exception):
+    """The provider refuses to refund more than was charged (Stripe's `charge_already_refunded`): permanent."""
+
+
 @dataclasses.dataclass(frozen=True)
 class ChargeResult:
     succeeded: bool
@@ -52,7 +56,10 @@ class PaymentGateway(Protocol):
         """The successful charge made with this key, if any: what an attempt whose outcome we lost did."""
 
     def refund(self, *, charge_reference: str, amount: Decimal, idempotency_key: str) -> RefundResult:
-        """Refund once per idempotency key."""
+        """Refund once per idempotency key; ChargeAlreadyRefunded if the charge has nothing left to give back."""
+
+    def refunds_made(self, *, charge_reference: str) -> list[RefundResult]:
+        """The refunds made of this charge (Stripe lists them by charge), however long ago."""
 
 
 class SandboxGateway:
@@ -91,7 +98,12 @@ class SandboxGateway:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS transient_failures (idempotency_key TEXT PRIMARY KEY, count INTEGER)"
             )
-            db.execute("CREATE TABLE IF NOT EXISTS refunds (idempotency_key TEXT PRIMARY KEY, reference TEXT)")
+            # Every refund made, with its charge; its key is remembered in idempotency_keys like a charge's.
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS ledger_refunds (reference TEXT PRIMARY KEY, idempotency_key TEXT, "
+                "charge_reference TEXT, amount TEXT, created_at REAL)"
+            )
+            db.execute("CREATE INDEX IF NOT EXISTS ledger_refunds_charge ON ledger_refunds (charge_reference)")
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
@@ -186,16 +198,46 @@ class SandboxGateway:
         db = self._connect()
         try:
             db.execute("BEGIN IMMEDIATE")
-            row = db.execute("SELECT reference FROM refunds WHERE idempotency_key = ?", (idempotency_key,)).fetchone()
-            reference = row[0] if row else f"re_sandbox_{uuid.uuid4().hex[:16]}"
-            if row is None:
-                db.execute("INSERT INTO refunds VALUES (?, ?)", (idempotency_key, reference))
+            remembered = db.execute(
+                "SELECT reference FROM idempotency_keys WHERE idempotency_key = ? AND created_at > ?",
+                (idempotency_key, time.time() - self.key_ttl),
+            ).fetchone()
+            if remembered is not None:
+                db.execute("COMMIT")
+                return RefundResult(reference=remembered[0])
+            charged = db.execute(
+                "SELECT amount FROM ledger_charges WHERE reference = ? AND succeeded = 1", (charge_reference,)
+            ).fetchone()
+            refunded = db.execute(
+                "SELECT amount FROM ledger_refunds WHERE charge_reference = ?", (charge_reference,)
+            ).fetchall()
+            if charged is None or sum((Decimal(r[0]) for r in refunded), Decimal(0)) + amount > Decimal(charged[0]):
+                db.execute("COMMIT")
+                raise ChargeAlreadyRefunded(f"sandbox: {charge_reference} has no {amount} left to refund")
+            reference = f"re_sandbox_{uuid.uuid4().hex[:16]}"
+            now = time.time()
+            db.execute(
+                "INSERT INTO ledger_refunds VALUES (?, ?, ?, ?, ?)",
+                (reference, idempotency_key, charge_reference, str(amount), now),
+            )
+            db.execute("INSERT OR REPLACE INTO idempotency_keys VALUES (?, ?, ?)", (idempotency_key, reference, now))
             db.execute("COMMIT")
             return RefundResult(reference=reference)
         except sqlite3.Error as exc:
             raise GatewayUnavailable(f"sandbox ledger unavailable: {exc}") from exc
         finally:
             db.close()
+
+    def refunds_made(self, *, charge_reference: str) -> list[RefundResult]:
+        try:
+            with contextlib.closing(self._connect()) as db:
+                rows = db.execute(
+                    "SELECT reference FROM ledger_refunds WHERE charge_reference = ? ORDER BY created_at",
+                    (charge_reference,),
+                ).fetchall()
+        except sqlite3.Error as exc:
+            raise GatewayUnavailable(f"sandbox ledger unavailable: {exc}") from exc
+        return [RefundResult(reference=row[0]) for row in rows]
 
 
 @cache

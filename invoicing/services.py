@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from invoicing.events import PAYMENT_FAILED, PAYMENT_REFUNDED, PAYMENT_SUCCEEDED
-from invoicing.gateways import ChargeResult, PaymentGateway, get_gateway
+from invoicing.gateways import ChargeAlreadyRefunded, ChargeResult, PaymentGateway, get_gateway
 from invoicing.models import Charge, Refund
 from registrations.selectors import payment_token_get, registration_get, registration_status_get
 
@@ -247,9 +247,18 @@ def _refund_finish(*, charge: Charge, event: dict[str, Any]) -> Refund | None:
     refund = Refund.objects.filter(charge=charge).first()
     if refund is None or refund.status == Refund.Status.SUCCEEDED:
         return refund
-    result = get_gateway().refund(
-        charge_reference=charge.gateway_reference, amount=refund.amount, idempotency_key=refund.idempotency_key
-    )
+    gateway = get_gateway()
+    try:
+        result = gateway.refund(
+            charge_reference=charge.gateway_reference, amount=refund.amount, idempotency_key=refund.idempotency_key
+        )
+    except ChargeAlreadyRefunded:
+        # An earlier attempt refunded it, its answer was lost, and the gateway has since forgotten the key.
+        # We make one refund per charge, so the charge's refund at the gateway is that one.
+        made = gateway.refunds_made(charge_reference=charge.gateway_reference)
+        if not made:
+            raise
+        result = made[0]
     with transaction.atomic():
         refund = Refund.objects.select_for_update().get(pk=refund.pk)
         if refund.status == Refund.Status.SUCCEEDED:

@@ -144,7 +144,7 @@ def test_a_cancellation_delivered_twice_refunds_once_and_issues_one_credit_note(
     assert refund.status == "succeeded"
     with SandboxGateway()._connect() as ledger:
         assert ledger.execute(
-            "SELECT count(*) FROM refunds WHERE idempotency_key = ?", (refund.idempotency_key,)
+            "SELECT count(*) FROM ledger_refunds WHERE idempotency_key = ?", (refund.idempotency_key,)
         ).fetchone() == (1,)
     (credit_note,) = CreditNote.objects.filter(invoice__registration_id=registration.pk)
     assert invoice.number in str(credit_note.content)

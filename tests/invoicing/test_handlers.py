@@ -100,7 +100,7 @@ def test_a_refund_after_a_cancellation_makes_one_credit_note_even_when_the_cance
     assert credit_note.invoice == invoice and credit_note.gross == invoice.gross
     SandboxGateway()
     with sqlite3.connect(settings.SANDBOX_GATEWAY_PATH) as ledger:
-        refunds = ledger.execute("SELECT * FROM refunds WHERE idempotency_key = ?", (f"refund-{correlation}",))
+        refunds = ledger.execute("SELECT * FROM ledger_refunds WHERE idempotency_key = ?", (f"refund-{correlation}",))
         assert len(refunds.fetchall()) == 1
     assert OutboxMessage.objects.filter(correlation_id=correlation, event_type="credit_note.issued").count() == 1
     text = PdfReader(io.BytesIO(stored_pdf(CreditNote, pk=credit_note.pk))).pages[0].extract_text()

@@ -32,7 +32,7 @@ def late_gateway(system):
 def gateway_refunds(key):
     SandboxGateway()  # makes its ledger if no charge was ever made
     with sqlite3.connect(settings.SANDBOX_GATEWAY_PATH) as ledger:
-        return ledger.execute("SELECT reference FROM refunds WHERE idempotency_key = ?", (key,)).fetchall()
+        return ledger.execute("SELECT reference FROM ledger_refunds WHERE idempotency_key = ?", (key,)).fetchall()
 
 
 def register(event, email="ada@example.com"):

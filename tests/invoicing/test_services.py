@@ -73,7 +73,7 @@ def test_a_succeeded_charge_of_a_cancelled_registration_is_refunded_once():
 
     assert first is not None and again is not None and first.pk == again.pk
     assert Refund.objects.count() == 1
-    assert len(ledger("refunds", f"refund-{registration.pk}")) == 1
+    assert len(ledger("ledger_refunds", f"refund-{registration.pk}")) == 1
     (refunded,) = OutboxMessage.objects.filter(event_type="payment.refunded")
     assert refunded.correlation_id == str(registration.pk)
     assert refunded.envelope["data"]["amount"] == "120.00"
@@ -180,7 +180,7 @@ def test_a_cancellation_during_the_charge_does_not_wait_for_it_and_the_charge_is
     assert outcome["charge"].status == "succeeded"
     assert again is not None and again.status == "succeeded"
     assert Refund.objects.count() == 1
-    assert len(ledger("refunds", f"refund-{registration.pk}")) == 1
+    assert len(ledger("ledger_refunds", f"refund-{registration.pk}")) == 1
     assert OutboxMessage.objects.filter(event_type="payment.refunded").count() == 1
     # the registration is cancelled: nothing confirms or invoices it
     assert not OutboxMessage.objects.filter(event_type="payment.succeeded").exists()
@@ -207,3 +207,39 @@ def test_the_previous_release_can_still_insert_charges_during_the_deploy():
             [registration.pk],
         )
     assert Charge.objects.get(registration_id=registration.pk).attempts == 0
+
+
+class RefundAnswerLost(SandboxGateway):
+    """The real sandbox, whose refund answer is lost once (a timeout after the provider refunded)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lose_next_answer = True
+
+    def refund(self, **kwargs):
+        result = super().refund(**kwargs)
+        if self.lose_next_answer:
+            self.lose_next_answer = False
+            raise GatewayUnavailable("sandbox: timed out after refunding")
+        return result
+
+
+def test_a_refund_retried_after_the_gateway_forgot_its_key_finds_the_refund_instead_of_refunding_again(monkeypatch):
+    # given a paid registration cancelled, whose refund the gateway made but whose answer was lost
+    registration, created = register()
+    charge_create(registration=created)
+    registration_cancel(registration_id=registration.pk, reason="cancelled_by_staff")
+    gateway = RefundAnswerLost()
+    monkeypatch.setattr("invoicing.services.get_gateway", lambda: gateway)
+    with pytest.raises(GatewayUnavailable):
+        refund_create(cancelled=cancelled_data(registration))
+    # when the message is retried (or its dead letter replayed) after the gateway forgot the idempotency key
+    gateway.idempotency_keys_forget()
+    refund = refund_create(cancelled=cancelled_data(registration))
+
+    # then the card was refunded once, and that refund is the one recorded
+    charge = Charge.objects.get(registration_id=registration.pk)
+    made = gateway.refunds_made(charge_reference=charge.gateway_reference)
+    assert len(made) == 1
+    assert refund is not None and refund.status == "succeeded" and refund.gateway_reference == made[0].reference
+    assert OutboxMessage.objects.filter(event_type="payment.refunded").count() == 1
