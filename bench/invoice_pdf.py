@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import platform
 import resource
 import statistics
 import sys
@@ -41,7 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.runtime import cpu_model, ram_gib, say  # noqa: E402
+from bench.machine import Neighbours, describe, measured_on, print_end, print_machine  # noqa: E402
+from bench.runtime import say  # noqa: E402
 
 LATIN_NAMES = [
     ("Zoë", "Ødegård"),
@@ -155,8 +155,9 @@ def main() -> None:
         "cjk": lambda i: render(content_for(i), fonts=fonts),
     }
 
-    say(f"machine: {cpu_model()}, {os.cpu_count()} cores, {ram_gib()} RAM, {platform.platform()}")
-    say(f"python {platform.python_version()}, reportlab {reportlab.Version}")
+    neighbours = Neighbours()
+    info = describe(neighbours, reportlab=reportlab.Version)  # no database or broker: they say "not used"
+    print_machine(info)
     say("fonts: " + ("reportlab's TTFont (--plain)" if args.plain else "invoicing.documents.SubsetCachingTTFont"))
     say(f"font registration (once per process): {registration_ms:.0f} ms")
     for render_case in cases.values():  # warm up: imports, caches, the first subsets
@@ -184,6 +185,8 @@ def main() -> None:
     ratio = statistics.median(rates["unicode"]) / statistics.median(rates["bare"])
     say(f"process max RSS: {max_rss:.0f} MB")
     say(f"unicode / bare: {ratio:.1%} (target >= 90%): {'met' if ratio >= 0.9 else 'NOT met'}")
+    print_end(neighbours)
+    say(f"\n{measured_on(info)} reportlab {reportlab.Version}. {neighbours.verdict()}")
 
 
 if __name__ == "__main__":
