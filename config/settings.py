@@ -238,7 +238,7 @@ CELERY_TASK_TIME_LIMIT = int(os.environ.get("MICE_HANDLER_TIME_LIMIT", "300"))
 MICE_EMAIL_SEND_LEASE = float(os.environ.get("MICE_EMAIL_SEND_LEASE", str(CELERY_TASK_TIME_LIMIT)))
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Celery's Django fix-up closes the database connection around every task unless this is set: a new
-# PostgreSQL connection per event capped a worker near 80 events/s (bench/relay.py). Handlers drop a
+# PostgreSQL connection per event capped a worker near 80 events/s (bench/relay_latency.py). Handlers drop a
 # broken or aged connection themselves (close_old_connections, as Django does per request).
 CELERY_DB_REUSE_MAX = int(os.environ.get("MICE_WORKER_DB_REUSE_MAX", "1000"))
 # Task events (received, started, succeeded, failed...) on the `celeryev` exchange, so that Flower
