@@ -14,12 +14,14 @@ What they mean for a client (documented in the OpenAPI schema too):
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import IO, Any, ClassVar
 
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpRequest
 from drf_spectacular.authentication import BasicScheme
+from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers, status
@@ -98,6 +100,62 @@ class TextField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+# The same rule in the OpenAPI document (regular expressions that Python, ECMAScript and Rust read alike): no C0/C1
+# control character, no line or paragraph separator; a required text also needs one character that is not white
+# space, since surrounding spaces are trimmed and a blank value is refused.
+_SINGLE_LINE_CHAR = r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]"
+_SINGLE_LINE_PATTERN = rf"^{_SINGLE_LINE_CHAR}+$"  # drf-spectacular adds "or empty" (maxLength 0) itself
+_NOT_BLANK_SINGLE_LINE_PATTERN = rf"^{_SINGLE_LINE_CHAR}*[^\s\x00-\x1f\x7f-\x9f]{_SINGLE_LINE_CHAR}*$"
+
+
+class TextFieldSchema(OpenApiSerializerFieldExtension):
+    """Documents a TextField's rules (one line; not blank unless allowed), as `validate_single_line_text` checks."""
+
+    target_class = "registrations.apis.conventions.TextField"
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema: Any, direction: Any) -> Any:
+        schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        if not self.target.allow_blank:
+            schema["minLength"] = max(1, schema.get("minLength", 1))
+        # A slug, a currency code or an e-mail address already has a stricter pattern or format of its own (added
+        # by drf-spectacular after this, from the field's validators, and only where no pattern is set yet).
+        if not isinstance(self.target, (serializers.RegexField, serializers.SlugField, serializers.EmailField)):
+            schema["pattern"] = _SINGLE_LINE_PATTERN if self.target.allow_blank else _NOT_BLANK_SINGLE_LINE_PATTERN
+        return schema
+
+
+class NonNegativeDecimalSchema(OpenApiSerializerFieldExtension):
+    """A decimal string with a lower bound of 0 (and an upper one of 10, 100...): the document says so in its pattern.
+
+    OpenAPI's `minimum` and `maximum` apply to numbers, and our amounts travel as strings, exact to the cent.
+    """
+
+    target_class = "rest_framework.serializers.DecimalField"
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema: Any, direction: Any) -> Any:
+        schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        field = self.target
+        if schema.get("type") != "string" or field.min_value is None or field.min_value < 0:
+            return schema
+        fraction = rf"(?:\.\d{{0,{field.decimal_places}}})?"
+        whole_digits = field.max_digits - field.decimal_places
+        if field.max_value is not None:
+            top = Decimal(field.max_value)
+            digits = len(str(int(top))) - 1
+            if top != 10**digits:
+                return schema  # no simple pattern for it: the document stays looser than the API
+            # Below 10^n: up to n whole digits; or 10^n itself, with zeros only after the point.
+            whole_digits = digits
+            schema["pattern"] = (
+                rf"^(?:\d{{1,{whole_digits}}}{fraction}|{int(top)}(?:\.0{{0,{field.decimal_places}}})?)$"
+            )
+            return schema
+        schema["pattern"] = rf"^\d{{1,{whole_digits}}}{fraction}$"
+        return schema
+
+
 class EmailTextField(TextField, serializers.EmailField):
     pass
 
@@ -142,6 +200,18 @@ class ClosedInputSerializer(serializers.Serializer):
         return value
 
 
+class ClosedInputSerializerSchema(OpenApiSerializerExtension):
+    """`additionalProperties: false` in the document, as the serializer refuses fields it does not declare."""
+
+    target_class = "registrations.apis.conventions.ClosedInputSerializer"
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema: Any, direction: Any) -> Any:
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        schema["additionalProperties"] = False
+        return schema
+
+
 class RefusalSerializer(serializers.Serializer):
     code = serializers.CharField(
         help_text="Stable, for programs: e.g. sold_out, closed, already_registered, rate_limited"
@@ -155,6 +225,8 @@ class RefusalSerializer(serializers.Serializer):
 FIELD_ERRORS = OpenApiResponse(
     response={
         "type": "object",
+        # A body that is not JSON at all gets {"detail": "..."}; otherwise each key is a field with its messages.
+        "properties": {"detail": {"type": "string"}},
         "additionalProperties": {"type": "array", "items": {"type": "string"}},
         "example": {"email": ["Enter a valid email address."]},
     },

@@ -113,7 +113,8 @@ class RegistrationCreateApi(PublicApi):
         parameters=[
             OpenApiParameter(
                 IDEMPOTENCY_KEY_HEADER,
-                OpenApiTypes.STR,
+                # As _IDEMPOTENCY_KEY checks it: anything else is a 400.
+                {"type": "string", "pattern": r"^[\x21-\x7e]{1,255}$", "minLength": 1, "maxLength": 255},
                 OpenApiParameter.HEADER,
                 required=False,
                 description="A unique value per registration attempt (1-255 visible ASCII characters), e.g. a UUID",

@@ -64,13 +64,33 @@ def test_with_debug_on_a_development_key_is_used():
     assert result.returncode == 0, result.stderr
 
 
-def test_check_deploy_finds_nothing_to_warn_about_under_the_production_defaults():
-    env = production_env(SECRET_KEY=secrets.token_urlsafe(50))
+# docs/operations.md's production: one public host name behind a TLS proxy, PostgreSQL, a real site URL and a
+# metrics token; and the bare defaults with nothing but the secret key.
+DEPLOYED = {
+    "ALLOWED_HOSTS": "events.example.com",
+    "CSRF_TRUSTED_ORIGINS": "https://events.example.com",
+    "MICE_SITE_URL": "https://events.example.com",
+    "DATABASE_URL": "postgres://mice@db.internal:5432/mice",
+    "MICE_TRUSTED_PROXIES": "1",
+    "MICE_METRICS_TOKEN": "a-long-random-metrics-token",
+}
+
+
+@pytest.mark.parametrize("deployment", [{}, DEPLOYED], ids=["defaults", "as-documented"])
+def test_check_deploy_finds_nothing_to_warn_about_under_the_production_defaults(deployment):
+    env = production_env(SECRET_KEY=secrets.token_urlsafe(50), **deployment)
 
     result = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout, result.stdout + result.stderr
+
+
+def test_check_deploy_does_flag_a_weak_secret_key_so_the_clean_run_above_means_something():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=production_env(SECRET_KEY="short"))
+
+    assert result.returncode != 0
+    assert "security.W009" in result.stdout + result.stderr
 
 
 def request(url: str, **headers: str) -> tuple[int, dict[str, str]]:
