@@ -341,7 +341,7 @@ def relay_publisher_only(broker_url: str, n: int, batch: int) -> tuple[float, in
 
     Returns (seconds, failed, message bytes). Shows how much of (b) is the publisher and how much the rest.
     """
-    from mice.events import Event, get_event_type
+    from mice.events import Envelope, get_event_type
     from mice.publisher import ConfirmingPublisher
     from mice.topology import EVENTS, maybe_declare_all
     from mice.wire import task_message
@@ -349,7 +349,7 @@ def relay_publisher_only(broker_url: str, n: int, batch: int) -> tuple[float, in
     etype = get_event_type("probe.slept")
     messages = []
     for i in range(n):
-        event = Event.new(etype, subject=f"bench-{i}", data={"seconds": 0})
+        event = Envelope.new(etype, subject=f"bench-{i}", data={"seconds": 0})
         msg = task_message(
             outbox_id=i + 1,
             handler=RELAYPUB_QUEUE,
@@ -387,7 +387,7 @@ def insert_backlog(n: int, chunk: int = 2000) -> float:
     """N outbox rows for probe.slept {"seconds": 0}, built as mice.outbox.outbox_store builds them."""
     from django.db import connection, transaction
 
-    from mice.events import Event, get_event_type
+    from mice.events import Envelope, get_event_type
     from mice.models import OutboxMessage
 
     etype = get_event_type("probe.slept")
@@ -395,7 +395,7 @@ def insert_backlog(n: int, chunk: int = 2000) -> float:
     for start in range(0, n, chunk):
         rows = []
         for i in range(start, min(n, start + chunk)):
-            event = Event.new(etype, subject=f"bench-{i}", data={"seconds": 0})
+            event = Envelope.new(etype, subject=f"bench-{i}", data={"seconds": 0})
             rows.append(
                 OutboxMessage(
                     event_id=event.id,
