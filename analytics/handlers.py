@@ -7,8 +7,8 @@ from decimal import Decimal
 
 from analytics.models import RevenueEntry
 from analytics.services import refund_record, registration_record_update, revenue_entry_record
-from mice.consumers import subscribe
 from mice.events import Envelope
+from mice.handlers import subscribe
 
 
 def _time(envelope: Envelope) -> dt.datetime:

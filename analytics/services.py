@@ -16,8 +16,8 @@ from typing import Any
 from django.db import transaction
 
 from analytics.models import RefundRecord, RegistrationRecord, RevenueEntry
-from mice.consumers import SUBSCRIPTIONS
 from mice.events import Envelope
+from mice.subscriptions import SUBSCRIPTIONS
 
 
 def _earliest(current: dt.datetime | None, candidate: dt.datetime) -> dt.datetime:

@@ -3,8 +3,8 @@
 from invoicing.gateways import GatewayUnavailable
 from invoicing.issuing import credit_note_issue, credit_note_pdf_store, invoice_issue, invoice_pdf_store
 from invoicing.services import ChargeInFlight, charge_create, refund_create
-from mice.consumers import RetryPolicy, subscribe
 from mice.events import Envelope
+from mice.handlers import RetryPolicy, subscribe
 
 
 # Both call the gateway, so both commit their own steps (atomic=False): the attempt before the call, the

@@ -77,7 +77,7 @@ def emit(
 
 
 def outbox_store(*, envelope: Envelope, handler: str = "", deliver_at: dt.datetime | None = None) -> OutboxMessage:
-    """Write the row; `handler` restricts delivery to one subscriber (a dead-letter replay).
+    """Write the row; `handler` restricts delivery to one handler (a dead-letter replay).
 
     `deliver_at` (timezone-aware) is the earliest moment the relay publishes it; now when not given.
     """

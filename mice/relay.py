@@ -2,7 +2,7 @@
 
 A row is marked sent only after the broker confirmed every message made from it. Anything short of
 that (broker gone, a nack, an unroutable message, a confirm that never came) leaves the row pending
-to be published again later; the consumers' inbox makes the duplicate harmless.
+to be published again later; the handlers' inbox makes the duplicate harmless.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from django.db.models import TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from mice.consumers import inbox_purge
+from mice.handlers import inbox_purge
 from mice.metrics import EVENTS_HELD_BACK, EVENTS_RELAYED
 from mice.models import OutboxMessage, Route
 from mice.outbox import outbox_purge
@@ -141,7 +141,7 @@ class Relay:
         failure before that rolls the mark back. Elsewhere (SQLite, whose one writer must never wait on the
         broker) rows are read, published, and only then marked sent in a short transaction: the write lock is
         never held while the broker is awaited. A crash in between publishes them again, which the
-        consumers' inbox makes harmless.
+        handlers' inbox makes harmless.
         """
         started = time.monotonic()
         using = router.db_for_write(OutboxMessage)

@@ -1,6 +1,6 @@
 """Who takes which event type, with what retry policy: the handler registry, as data.
 
-Filled by `@subscribe` (mice/consumers.py) as each app's handlers module is imported. The topology is
+Filled by `@subscribe` (mice/handlers.py) as each app's handlers module is imported. The topology is
 built from it; the relay does not read it (it reads the routes every process declared, mice/routing.py).
 """
 

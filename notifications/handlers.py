@@ -1,8 +1,8 @@
 """E-mails to attendees, one per registration and kind, sent as the saga's events arrive."""
 
 from invoicing.selectors import charge_succeeded, invoice_download_url, invoice_pdf_get
-from mice.consumers import RetryPolicy, subscribe
 from mice.events import Envelope
+from mice.handlers import RetryPolicy, subscribe
 from notifications.emails import Attachment, cancelled_draft, confirmed_draft, received_draft
 from notifications.failures import EmailUnavailable
 from notifications.services import email_send

@@ -1,7 +1,7 @@
 """The saga's registration side: a payment outcome confirms, or cancels and gives the seat back."""
 
-from mice.consumers import RetryPolicy, subscribe
 from mice.events import Envelope
+from mice.handlers import RetryPolicy, subscribe
 from registrations.services import (
     registration_cancel,
     registration_confirm,

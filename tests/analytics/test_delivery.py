@@ -7,10 +7,10 @@ import pytest
 from django.db import transaction
 
 from analytics.selectors import event_figures_list
-from mice.consumers import SUBSCRIPTIONS
 from mice.events import Envelope
 from mice.models import InboxEntry, OutboxMessage
 from mice.outbox import emit
+from mice.subscriptions import SUBSCRIPTIONS
 from registrations.models import Registration
 from registrations.services import registration_cancel, registration_create
 from tests.analytics import stream

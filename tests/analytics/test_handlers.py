@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from analytics.models import RefundRecord, RegistrationRecord, RevenueEntry
 from analytics.selectors import SERIES_MINUTES, event_figures_list
-from mice.consumers import SUBSCRIPTIONS
 from mice.events import Envelope
+from mice.subscriptions import SUBSCRIPTIONS
 from tests.analytics import stream
 from tests.factories import make_event
 

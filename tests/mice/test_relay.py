@@ -28,7 +28,7 @@ def unsent():
 
 
 def test_two_relays_on_10000_events_publish_each_once(system, broker_url):
-    # given a backlog of 10,000 committed events with one subscriber, and no worker consuming
+    # given a backlog of 10,000 committed events with one handler, and no worker consuming
     with transaction.atomic():
         for i in range(10_000):
             emit("probe.slept", subject=f"s{i}", data={"seconds": 0})
@@ -213,7 +213,7 @@ def unlocked_unsent(database_url):
 
 
 def a_full_window_of_messages():
-    """500 rows of an event with two subscribers: a default batch making exactly the 1,000-message window."""
+    """500 rows of an event with two handlers: a default batch making exactly the 1,000-message window."""
     with transaction.atomic():
         for i in range(500):
             emit("probe.pinged", subject=f"s{i}", data={"n": i})

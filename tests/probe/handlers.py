@@ -4,8 +4,8 @@ import os
 import signal
 import time
 
-from mice.consumers import RetryPolicy, subscribe
 from mice.events import Envelope
+from mice.handlers import RetryPolicy, subscribe
 from mice.models import HandlerFailure
 from mice.outbox import emit
 from tests.probe.models import Effect, Switch
