@@ -343,8 +343,8 @@ def relay_publisher_only(broker_url: str, n: int, batch: int) -> tuple[float, in
     """
     from mice.events import Envelope, get_event_type
     from mice.publisher import ConfirmingPublisher
+    from mice.task_messages import task_message
     from mice.topology import EVENTS, maybe_declare_all
-    from mice.wire import task_message
 
     etype = get_event_type("probe.slept")
     messages = []

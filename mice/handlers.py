@@ -30,8 +30,8 @@ from mice.models import HandlerFailure, InboxEntry
 from mice.outbox import caused_by, purge_in_chunks
 from mice.publisher import BrokerUnavailable, ConfirmingPublisher, PublishOutcome
 from mice.subscriptions import DEFAULT_RETRY, SUBSCRIPTIONS, RetryPolicy, Subscription
+from mice.task_messages import retry_message
 from mice.topology import RETRY, retry_queue
-from mice.wire import retry_message
 
 __all__ = ["HandlerTask", "RetryPolicy", "subscribe"]
 

@@ -31,9 +31,9 @@ from mice.models import OutboxMessage, Route
 from mice.outbox import outbox_purge
 from mice.publisher import BrokerUnavailable, ConfirmingPublisher
 from mice.routing import route_table, routes_declare
+from mice.task_messages import task_message
 from mice.topology import EVENTS
 from mice.wakeup import Wakeup
-from mice.wire import task_message
 
 log = logging.getLogger("mice.relay")
 

@@ -27,7 +27,7 @@ def dead_message(handler="tests.probe.always_fails", exception="ValueError", rea
         traceback=f'Traceback (most recent call last):\n  File "handlers.py"\n{exception}: boom',
     )
     body = json.dumps([[envelope.to_dict()], {}, {"callbacks": None}]).encode()
-    # As production sends them: the relay's headers (wire.task_message), the attempt a retry carries,
+    # As production sends them: the relay's headers (task_messages.task_message), the attempt a retry carries,
     # and RabbitMQ's x-death.
     headers = {
         "lang": "py",
