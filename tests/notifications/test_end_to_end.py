@@ -24,7 +24,7 @@ from registrations.models import Registration
 from registrations.services import registration_create
 from tests.factories import make_event
 from tests.notifications import smtp_sink
-from tests.processes import Process, System, free_port, wait_until
+from tests.processes import Process, ProcfileProcesses, free_port, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,7 +39,7 @@ HANDLERS = (
 class Smtp:
     """The SMTP server as its own process, stopped and started again on the same port."""
 
-    def __init__(self, system: System, out: Path) -> None:
+    def __init__(self, system: ProcfileProcesses, out: Path) -> None:
         self.system = system
         self.port = free_port()
         self.out = out
