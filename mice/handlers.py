@@ -10,15 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
-import threading
 import time
 import traceback
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-from amqp import Message
 from celery import Task, shared_task
 from celery.exceptions import Reject, Retry
 from django.db import DatabaseError, close_old_connections, connections, router, transaction
@@ -28,10 +25,11 @@ from mice.events import Envelope
 from mice.metrics import HANDLER_DEAD_LETTERED, HANDLER_DURATION, HANDLER_RETRIES, HANDLER_RUNS
 from mice.models import HandlerFailure, InboxEntry
 from mice.outbox import caused_by, purge_in_chunks
-from mice.publisher import BrokerUnavailable, ConfirmingPublisher, PublishOutcome
+from mice.publisher import BrokerUnavailable
+from mice.retry_publisher import retry_publisher
 from mice.subscriptions import DEFAULT_RETRY, SUBSCRIPTIONS, RetryPolicy, Subscription
 from mice.task_messages import retry_message
-from mice.topology import RETRY, retry_queue
+from mice.topology import retry_queue
 
 __all__ = ["HandlerTask", "RetryPolicy", "subscribe"]
 
@@ -217,7 +215,7 @@ class HandlerTask(Task):
             attempt_header=ATTEMPT_HEADER,
             attempt=next_attempt,
         )
-        outcome = _retry_publisher(self.app.conf.broker_url).publish([(queue.name, queue.routing_key, message)])
+        outcome = retry_publisher(self.app.conf.broker_url).publish([(queue.name, queue.routing_key, message)])
         if outcome.failed:
             raise BrokerUnavailable(f"the retry was not stored: {outcome.failed[queue.name]}")
 
@@ -242,40 +240,3 @@ class HandlerTask(Task):
             # still retried or dead-lettered, which is what must not be lost.
             log.exception("could not record handler failure", extra={"mice": context})
             return None
-
-
-_publishers: dict[int, ConfirmingPublisher] = {}
-_publishers_lock = threading.Lock()
-
-
-def _retry_publisher(broker_url: str) -> _LockedPublisher:
-    """This process's publisher for retries: made in the process itself (never inherited across a fork)."""
-    with _publishers_lock:
-        publisher = _publishers.get(os.getpid())
-        if publisher is None:
-            _publishers.clear()
-            # No heartbeat: a worker child does not read its publishing connection while idle, so the broker
-            # would close it; a dead connection still fails within the confirm timeout.
-            publisher = _publishers[os.getpid()] = ConfirmingPublisher(broker_url, exchange=RETRY.name, heartbeat=0)
-    return _LockedPublisher(publisher)
-
-
-class _LockedPublisher:
-    """One publish at a time per process (a threads pool shares the publisher), reconnecting once if needed."""
-
-    def __init__(self, publisher: ConfirmingPublisher) -> None:
-        self.publisher = publisher
-
-    def publish(self, messages: list[tuple[Any, str, Message]]) -> PublishOutcome:
-        with _publishers_lock:
-            for last_try in (False, True):
-                try:
-                    if not self.publisher.connected:
-                        self.publisher.connect()
-                    else:
-                        self.publisher.keepalive()
-                    return self.publisher.publish(messages)
-                except BrokerUnavailable:
-                    if last_try:  # a connection that died while idle gets one fresh try
-                        raise
-            raise AssertionError("unreachable")
