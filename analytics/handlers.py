@@ -7,78 +7,78 @@ from decimal import Decimal
 
 from analytics.models import RevenueEntry
 from analytics.services import refund_record, registration_record_update, revenue_entry_record
-from mice.consumers import subscribe
-from mice.events import Event
+from mice.events import Envelope
+from mice.handlers import subscribe
 
 
-def _time(event: Event) -> dt.datetime:
+def _time(envelope: Envelope) -> dt.datetime:
     """When it happened: the envelope's time (set when the event was emitted, in the same transaction)."""
-    return dt.datetime.fromisoformat(event.time)
+    return dt.datetime.fromisoformat(envelope.time)
 
 
 @subscribe("registration.created")
-def count_registration(event: Event) -> None:
+def count_registration(envelope: Envelope) -> None:
     registration_record_update(
-        registration_id=event.data["registration_id"],
-        event_slug=event.data["event"]["slug"],
-        at=_time(event),
+        registration_id=envelope.data["registration_id"],
+        event_slug=envelope.data["event"]["slug"],
+        at=_time(envelope),
         received=True,
-        confirmed=event.data.get("status") == "confirmed",  # a free event's registration is confirmed at once
+        confirmed=envelope.data.get("status") == "confirmed",  # a free event's registration is confirmed at once
     )
 
 
 @subscribe("registration.confirmed")
-def count_confirmation(event: Event) -> None:
+def count_confirmation(envelope: Envelope) -> None:
     registration_record_update(
-        registration_id=event.data["registration_id"],
-        event_slug=event.data["event"]["slug"],
-        at=_time(event),
+        registration_id=envelope.data["registration_id"],
+        event_slug=envelope.data["event"]["slug"],
+        at=_time(envelope),
         confirmed=True,
     )
 
 
 @subscribe("registration.cancelled")
-def count_cancellation(event: Event) -> None:
+def count_cancellation(envelope: Envelope) -> None:
     registration_record_update(
-        registration_id=event.data["registration_id"],
-        event_slug=event.data["event"]["slug"],
-        at=_time(event),
+        registration_id=envelope.data["registration_id"],
+        event_slug=envelope.data["event"]["slug"],
+        at=_time(envelope),
         cancelled=True,
     )
 
 
-def _record_revenue(event: Event, *, kind: RevenueEntry.Kind, document_id_field: str) -> None:
+def _record_revenue(envelope: Envelope, *, kind: RevenueEntry.Kind, document_id_field: str) -> None:
     """An invoice adds to revenue, a credit note takes it back: one entry per document, whatever redelivers it."""
     revenue_entry_record(
         kind=kind,
-        document_id=str(event.data[document_id_field]),
-        number=str(event.data.get("number", "")),
-        registration_id=event.data["registration_id"],
-        event_slug=event.data["event"]["slug"],
-        currency=event.data["currency"],
-        net=Decimal(event.data["net"]),
-        gross=Decimal(event.data["gross"]),
-        at=_time(event),
+        document_id=str(envelope.data[document_id_field]),
+        number=str(envelope.data.get("number", "")),
+        registration_id=envelope.data["registration_id"],
+        event_slug=envelope.data["event"]["slug"],
+        currency=envelope.data["currency"],
+        net=Decimal(envelope.data["net"]),
+        gross=Decimal(envelope.data["gross"]),
+        at=_time(envelope),
     )
 
 
 @subscribe("invoice.issued")
-def count_invoice(event: Event) -> None:
-    _record_revenue(event, kind=RevenueEntry.Kind.INVOICE, document_id_field="invoice_id")
+def count_invoice(envelope: Envelope) -> None:
+    _record_revenue(envelope, kind=RevenueEntry.Kind.INVOICE, document_id_field="invoice_id")
 
 
 @subscribe("credit_note.issued")
-def count_credit_note(event: Event) -> None:
-    _record_revenue(event, kind=RevenueEntry.Kind.CREDIT_NOTE, document_id_field="credit_note_id")
+def count_credit_note(envelope: Envelope) -> None:
+    _record_revenue(envelope, kind=RevenueEntry.Kind.CREDIT_NOTE, document_id_field="credit_note_id")
 
 
 @subscribe("payment.refunded")
-def count_refund(event: Event) -> None:
+def count_refund(envelope: Envelope) -> None:
     refund_record(
-        refund_id=str(event.data["refund_id"]),
-        registration_id=event.data["registration_id"],
-        event_slug=event.data["event"]["slug"],
-        currency=event.data["currency"],
-        amount=Decimal(event.data["amount"]),
-        at=_time(event),
+        refund_id=str(envelope.data["refund_id"]),
+        registration_id=envelope.data["registration_id"],
+        event_slug=envelope.data["event"]["slug"],
+        currency=envelope.data["currency"],
+        amount=Decimal(envelope.data["amount"]),
+        at=_time(envelope),
     )

@@ -16,8 +16,8 @@ from typing import Any
 from django.db import transaction
 
 from analytics.models import RefundRecord, RegistrationRecord, RevenueEntry
-from mice.consumers import SUBSCRIPTIONS
-from mice.events import Event
+from mice.events import Envelope
+from mice.subscriptions import SUBSCRIPTIONS
 
 
 def _earliest(current: dt.datetime | None, candidate: dt.datetime) -> dt.datetime:
@@ -131,18 +131,18 @@ def records_replay(*, envelopes: Iterable[Mapping[str, Any]]) -> int:
     Safe beside the running handlers and any number of times: every write converges (see the module's
     docstring), so an event applied here and again by its handler counts once.
     """
-    handlers: dict[str, list[Callable[[Event], None]]] = {}
+    handlers: dict[str, list[Callable[[Envelope], None]]] = {}
     for subscription in SUBSCRIPTIONS.values():
         if subscription.handler.startswith("analytics."):
             handlers.setdefault(subscription.event_type, []).append(subscription.func)
     applied = 0
-    for envelope in envelopes:
-        funcs = handlers.get(str(envelope.get("type")), [])
+    for stored in envelopes:
+        funcs = handlers.get(str(stored.get("type")), [])
         if not funcs:
             continue
-        event = Event.from_dict(envelope)
+        envelope = Envelope.from_dict(stored)
         with transaction.atomic():
             for func in funcs:
-                func(event)
+                func(envelope)
         applied += 1
     return applied

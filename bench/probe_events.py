@@ -1,6 +1,6 @@
 """The probe.slept events the relay benchmarks send, the queue they land in, and emptying both between runs.
 
-The only module of bench/ that names mice's event and wire-format API (mice.events, mice.wire, mice.outbox):
+The only module of bench/ that names mice's event and wire-format API (mice.events, mice.task_messages, mice.outbox):
 the scripts get their events, outbox rows and task messages from here.
 """
 
@@ -39,13 +39,13 @@ def empty(broker_url: str) -> None:
 
 def outbox_rows(start: int, stop: int) -> list[Any]:
     """Unsaved OutboxMessage rows for probe.slept {"seconds": 0}, built as mice.outbox.outbox_store builds them."""
-    from mice.events import Event, get_event_type
+    from mice.events import Envelope, get_event_type
     from mice.models import OutboxMessage
 
     etype = get_event_type(PROBE_TYPE)
     rows = []
     for i in range(start, stop):
-        event = Event.new(etype, subject=f"bench-{i}", data={"seconds": 0})
+        event = Envelope.new(etype, subject=f"bench-{i}", data={"seconds": 0})
         rows.append(
             OutboxMessage(
                 event_id=event.id,
@@ -61,13 +61,13 @@ def outbox_rows(start: int, stop: int) -> list[Any]:
 def task_messages(n: int, handler: str) -> list[Any]:
     """n task messages for probe.slept as the relay publishes them, each as ((outbox id, handler), routing key,
     message): what mice.publisher.ConfirmingPublisher.publish takes."""
-    from mice.events import Event, get_event_type
-    from mice.wire import task_message
+    from mice.events import Envelope, get_event_type
+    from mice.task_messages import task_message
 
     etype = get_event_type(PROBE_TYPE)
     messages = []
     for i in range(n):
-        event = Event.new(etype, subject=f"bench-{i}", data={"seconds": 0})
+        event = Envelope.new(etype, subject=f"bench-{i}", data={"seconds": 0})
         message = task_message(
             outbox_id=i + 1, handler=handler, envelope_json=json.dumps(event.to_dict()), event_id=event.id
         )

@@ -121,14 +121,14 @@ def relay_batches(log_text: str) -> tuple[int, float, float]:
 
 
 def latency(broker_url: str, database_url: str, args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
-    from tests.processes import System
+    from tests.processes import ProcfileProcesses
 
     say(f"\n== latency: {args.rate:.0f} events/s for {args.duration:.0f} s, one emit per transaction ==")
     say("commit (wall clock, bench process) -> handler start (Effect.created_at, set in the handler; the inbox")
     say("insert before it is included, so this slightly over-states the latency); real worker + relay subprocesses")
     probe_events.declare_topology(broker_url)
     probe_events.empty(broker_url)
-    system = System(database_url=database_url, broker_url=broker_url, log_dir=log_dir)
+    system = ProcfileProcesses(database_url=database_url, broker_url=broker_url, log_dir=log_dir)
     try:
         started = time.perf_counter()
         project_env = dict(system.env)

@@ -3,8 +3,8 @@
 from invoicing.gateways import GatewayUnavailable
 from invoicing.issuing import credit_note_issue, credit_note_pdf_store, invoice_issue, invoice_pdf_store
 from invoicing.services import ChargeInFlight, charge_create, refund_create
-from mice.consumers import RetryPolicy, subscribe
-from mice.events import Event
+from mice.events import Envelope
+from mice.handlers import RetryPolicy, subscribe
 
 
 # Both call the gateway, so both commit their own steps (atomic=False): the attempt before the call, the
@@ -14,8 +14,8 @@ from mice.events import Event
     retry=RetryPolicy(transient=(GatewayUnavailable,), attempts=8, backoff=1.0, cap=60.0),
     atomic=False,
 )
-def charge_registration(event: Event) -> None:
-    charge_create(registration=event.data)
+def charge_registration(envelope: Envelope) -> None:
+    charge_create(registration=envelope.data)
 
 
 @subscribe(
@@ -23,29 +23,29 @@ def charge_registration(event: Event) -> None:
     retry=RetryPolicy(transient=(GatewayUnavailable, ChargeInFlight), attempts=10, backoff=1.0, cap=300.0),
     atomic=False,
 )
-def refund_cancelled_registration(event: Event) -> None:
+def refund_cancelled_registration(envelope: Envelope) -> None:
     """Learns of cancellations only through this event: refund a charge made, void one still to come."""
-    refund_create(cancelled=event.data)
+    refund_create(cancelled=envelope.data)
 
 
 @subscribe("payment.succeeded")
-def issue_invoice(event: Event) -> None:
+def issue_invoice(envelope: Envelope) -> None:
     """Numbered in this transaction: a rollback (or a retry) gives the number back, so the series stays gapless."""
-    invoice_issue(paid=event.data)
+    invoice_issue(paid=envelope.data)
 
 
 @subscribe("payment.refunded")
-def issue_credit_note(event: Event) -> None:
+def issue_credit_note(envelope: Envelope) -> None:
     """Cancels the invoice of a refunded charge; if payment.succeeded is still to come, invoice_issue does it."""
-    credit_note_issue(refunded=event.data)
+    credit_note_issue(refunded=envelope.data)
 
 
 @subscribe("invoice.issued")
-def render_invoice_pdf(event: Event) -> None:
+def render_invoice_pdf(envelope: Envelope) -> None:
     """Renders and stores the PDF ahead of the first download or e-mail (which would otherwise render it)."""
-    invoice_pdf_store(invoice_id=int(event.data["invoice_id"]))
+    invoice_pdf_store(invoice_id=int(envelope.data["invoice_id"]))
 
 
 @subscribe("credit_note.issued")
-def render_credit_note_pdf(event: Event) -> None:
-    credit_note_pdf_store(credit_note_id=int(event.data["credit_note_id"]))
+def render_credit_note_pdf(envelope: Envelope) -> None:
+    credit_note_pdf_store(credit_note_id=int(envelope.data["credit_note_id"]))

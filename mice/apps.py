@@ -47,6 +47,6 @@ def check_subscriptions(app_configs: Any = None, **kwargs: Any) -> list[checks.C
     for name, declared in EVENT_TYPES.items():
         if not declared.retired and name not in routed:
             errors.append(
-                checks.Warning(f"event type {name!r} has no subscriber: nothing would receive it", id="mice.W001")
+                checks.Warning(f"event type {name!r} has no handler: nothing would receive it", id="mice.W001")
             )
     return errors

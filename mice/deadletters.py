@@ -11,7 +11,7 @@ from typing import Any
 
 from django.db import transaction
 
-from mice.events import EVENT_TYPES, Event
+from mice.events import EVENT_TYPES, Envelope
 from mice.metrics import DEAD_LETTERS_RECORDED, known_label
 from mice.models import DeadLetter, DeadLetterAction, HandlerFailure
 from mice.outbox import outbox_store
@@ -28,12 +28,12 @@ class ReplayError(RuntimeError):
     """The dead letter cannot be replayed as it is (already handled, or no readable event)."""
 
 
-def _plain(value: Any) -> Any:
+def _json_ready(value: Any) -> Any:
     """AMQP header values (datetimes, bytes, nested tables) made JSON-ready."""
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): _json_ready(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [_json_ready(v) for v in value]
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     if isinstance(value, str | int | float | bool) or value is None:
@@ -47,7 +47,7 @@ def dead_letter_record(*, body: bytes | str, headers: Mapping[str, Any], routing
     Whatever the message holds (a body that is not a task, odd headers), it is stored: the recorder
     must never stall its queue on one message it cannot read.
     """
-    headers = _plain(dict(headers or {}))
+    headers = _json_ready(dict(headers or {}))
     raw = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     x_death = [d for d in headers.get("x-death") or [] if isinstance(d, dict)]
     # x-death is sorted most recent first: a retried message first "expired" in a retry queue and
@@ -184,12 +184,12 @@ def dead_letter_replay(*, dead_letter: DeadLetter, user: Any) -> DeadLetter:
             raise ReplayError(f"dead letter {locked.pk} is already {locked.status}")
         body: Any = locked.body
         try:
-            event = Event.from_dict(body[0][0])
+            envelope = Envelope.from_dict(body[0][0])
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise ReplayError(f"dead letter {locked.pk} holds no readable event: {exc!r}") from exc
         if not locked.handler:
             raise ReplayError(f"dead letter {locked.pk} names no handler to replay to")
-        outbox_id = outbox_store(event=event, handler=locked.handler).pk
+        outbox_id = outbox_store(envelope=envelope, handler=locked.handler).pk
         locked.status = DeadLetter.Status.REPLAYED
         locked.save(update_fields=["status", "updated_at"])
         DeadLetterAction.objects.create(
@@ -197,7 +197,7 @@ def dead_letter_replay(*, dead_letter: DeadLetter, user: Any) -> DeadLetter:
         )
     log.info(
         "dead letter replayed",
-        extra={"mice": {"dead_letter_id": locked.pk, "event_id": event.id, "handler": locked.handler}},
+        extra={"mice": {"dead_letter_id": locked.pk, "event_id": envelope.id, "handler": locked.handler}},
     )
     return locked
 

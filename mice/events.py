@@ -44,7 +44,7 @@ class EventType:
         data: Mapping[str, Any],
         correlation_id: str | None = None,
         deliver_at: dt.datetime | None = None,
-    ) -> Event:
+    ) -> Envelope:
         """Send this domain signal: the outbox records the event in the current transaction and answers it.
 
         Outside `transaction.atomic()` the outbox refuses (an error), so an event commits or rolls back with
@@ -53,8 +53,8 @@ class EventType:
         answers = self.signal.send(
             sender=self, subject=subject, data=data, correlation_id=correlation_id, deliver_at=deliver_at
         )
-        # (django-stubs types receivers' answers as str | None; the outbox's is the Event it recorded)
-        recorded: list[Event] = [answer for _, answer in answers if isinstance(answer, Event)]  # type: ignore[misc]
+        # (django-stubs types receivers' answers as str | None; the outbox's is the Envelope it recorded)
+        recorded: list[Envelope] = [answer for _, answer in answers if isinstance(answer, Envelope)]  # type: ignore[misc]
         if not recorded:
             raise RuntimeError(f"{self.name}: no outbox receives domain signals (is the mice app installed?)")
         return recorded[0]
@@ -110,7 +110,7 @@ def get_event_type(name: str) -> EventType:
 
 
 @dataclasses.dataclass(frozen=True)
-class Event:
+class Envelope:
     """A CloudEvents 1.0 envelope with the correlationid/causationid extensions."""
 
     id: str
@@ -132,7 +132,7 @@ class Event:
         data: Mapping[str, Any],
         correlation_id: str | None = None,
         causation_id: str | None = None,
-    ) -> Event:
+    ) -> Envelope:
         event_id = str(uuid.uuid4())
         return cls(
             id=event_id,
@@ -164,7 +164,7 @@ class Event:
         return envelope
 
     @classmethod
-    def from_dict(cls, envelope: Mapping[str, Any]) -> Event:
+    def from_dict(cls, envelope: Mapping[str, Any]) -> Envelope:
         """Parse an envelope; unknown attributes are tolerated, missing required ones are not."""
         if envelope.get("specversion") != SPECVERSION:
             raise ValueError(f"unsupported CloudEvents specversion {envelope.get('specversion')!r}")

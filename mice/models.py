@@ -11,7 +11,7 @@ from django.utils import timezone
 class OutboxMessage(models.Model):
     """An event committed with the business change that caused it, waiting for the relay.
 
-    `handler` is empty for a normal event (fanned out to every subscriber) and names one handler
+    `handler` is empty for a normal event (fanned out to every handler of its type) and names one handler
     for a dead-letter replay, which must reach only the handler that failed.
     """
 

@@ -15,7 +15,7 @@ from typing import Any
 from django.db import connections, router, transaction
 from django.utils import timezone
 
-from mice.events import Event, EventType, connect_to_every_type, get_event_type
+from mice.events import Envelope, EventType, connect_to_every_type, get_event_type
 from mice.metrics import EVENTS_EMITTED
 from mice.models import OutboxMessage
 
@@ -26,16 +26,18 @@ class OutboxError(RuntimeError):
 
 # The event whose handler is running, so that events it emits inherit its correlation id and
 # name it as their cause without every handler threading them through by hand.
-_causing_event: contextvars.ContextVar[Event | None] = contextvars.ContextVar("mice_causing_event", default=None)
+_causing_envelope: contextvars.ContextVar[Envelope | None] = contextvars.ContextVar(
+    "mice_causing_envelope", default=None
+)
 
 
 @contextmanager
-def caused_by(event: Event) -> Iterator[None]:
-    token = _causing_event.set(event)
+def caused_by(envelope: Envelope) -> Iterator[None]:
+    token = _causing_envelope.set(envelope)
     try:
         yield
     finally:
-        _causing_event.reset(token)
+        _causing_envelope.reset(token)
 
 
 def emit(
@@ -45,7 +47,7 @@ def emit(
     data: Mapping[str, Any],
     correlation_id: str | None = None,
     deliver_at: dt.datetime | None = None,
-) -> Event:
+) -> Envelope:
     """Record an event in the outbox, in the current transaction; the relay publishes it after commit.
 
     Inside a handler the new event carries the handled event's correlation id and names it as cause.
@@ -63,20 +65,20 @@ def emit(
             f"emit({declared.name!r}) was called outside transaction.atomic(): wrap the business change and "
             "the emit in one atomic block so the event commits, or rolls back, with it"
         )
-    cause = _causing_event.get()
+    cause = _causing_envelope.get()
     causation_id = cause.id if cause else None
     if cause is None and correlation_id:
         causation_id = _saga_latest_event_id(correlation_id)
-    event = Event.new(
+    envelope = Envelope.new(
         declared,
         subject=subject,
         data=data,
         correlation_id=correlation_id or (cause.correlationid if cause else None),
         causation_id=causation_id,
     )
-    outbox_store(event=event, deliver_at=deliver_at)
+    outbox_store(envelope=envelope, deliver_at=deliver_at)
     transaction.on_commit(EVENTS_EMITTED.labels(declared.name).inc, using=connection.alias)
-    return event
+    return envelope
 
 
 def _saga_latest_event_id(correlation_id: str) -> str | None:
@@ -93,18 +95,18 @@ def _saga_latest_event_id(correlation_id: str) -> str | None:
     return str(latest) if latest else None
 
 
-def outbox_store(*, event: Event, handler: str = "", deliver_at: dt.datetime | None = None) -> OutboxMessage:
-    """Write the row; `handler` restricts delivery to one subscriber (a dead-letter replay).
+def outbox_store(*, envelope: Envelope, handler: str = "", deliver_at: dt.datetime | None = None) -> OutboxMessage:
+    """Write the row; `handler` restricts delivery to one handler (a dead-letter replay).
 
     `deliver_at` (timezone-aware) is the earliest moment the relay publishes it; now when not given.
     """
     if deliver_at is not None and timezone.is_naive(deliver_at):
         raise ValueError("deliver_at must be timezone-aware")
     return OutboxMessage.objects.create(
-        event_id=event.id,
-        event_type=event.type,
-        correlation_id=event.correlationid,
-        envelope=event.to_dict(),
+        event_id=envelope.id,
+        event_type=envelope.type,
+        correlation_id=envelope.correlationid,
+        envelope=envelope.to_dict(),
         handler=handler,
         available_at=deliver_at or timezone.now(),
     )
@@ -134,7 +136,7 @@ def _record_domain_signal(
     correlation_id: str | None = None,
     deliver_at: dt.datetime | None = None,
     **kwargs: Any,
-) -> Event:
+) -> Envelope:
     """The outbox as the receiver of every event type's domain signal."""
     return emit(sender, subject=subject, data=data, correlation_id=correlation_id, deliver_at=deliver_at)
 

@@ -2,7 +2,7 @@
 
 A row is marked sent only after the broker confirmed every message made from it. Anything short of
 that (broker gone, a nack, an unroutable message, a confirm that never came) leaves the row pending
-to be published again later; the consumers' inbox makes the duplicate harmless.
+to be published again later; the handlers' inbox makes the duplicate harmless.
 """
 
 from __future__ import annotations
@@ -21,25 +21,25 @@ from typing import Any
 from amqp import Message
 from django.conf import settings
 from django.db import DatabaseError, connections, router, transaction
-from django.db.models import TextField
-from django.db.models.functions import Cast
-from django.utils import timezone
 
-from mice.consumers import inbox_purge
+from mice.handlers import inbox_purge
 from mice.metrics import EVENTS_HELD_BACK, EVENTS_RELAYED
-from mice.models import OutboxMessage, Route
+from mice.models import OutboxMessage
 from mice.outbox import outbox_purge
+from mice.outbox_claims import (
+    Row,
+    outbox_rows_claim,
+    outbox_rows_hold_back,
+    outbox_rows_mark_sent,
+    outbox_rows_read_pending,
+)
 from mice.publisher import BrokerUnavailable, ConfirmingPublisher
-from mice.routing import route_table, routes_declare
+from mice.routing import routes_declare
+from mice.task_messages import task_message
 from mice.topology import EVENTS
 from mice.wakeup import Wakeup
-from mice.wire import task_message
 
 log = logging.getLogger("mice.relay")
-
-# (id, event type, event id, envelope as JSON text, the handlers to send it to): an outbox row as the relay
-# reads it, with its routes (or the one handler a dead-letter replay is addressed to).
-Row = tuple[int, str, Any, str, list[str]]
 
 
 @dataclasses.dataclass
@@ -141,27 +141,25 @@ class Relay:
         failure before that rolls the mark back. Elsewhere (SQLite, whose one writer must never wait on the
         broker) rows are read, published, and only then marked sent in a short transaction: the write lock is
         never held while the broker is awaited. A crash in between publishes them again, which the
-        consumers' inbox makes harmless.
+        handlers' inbox makes harmless.
         """
         started = time.monotonic()
         using = router.db_for_write(OutboxMessage)
         if connections[using].vendor == "postgresql":  # the claim statement is PostgreSQL's SQL
             with transaction.atomic(using=using):
-                rows = self._claim(using)
+                rows = outbox_rows_claim(using=using, batch_size=self.config.batch_size)
                 if not rows:
                     return 0
                 messages, held_back = self._publish(rows)
-                self._hold_back(using, held_back)
+                outbox_rows_hold_back(using=using, held_back=held_back)
         else:
-            rows = self._read_pending(using)
+            rows = outbox_rows_read_pending(using=using, batch_size=self.config.batch_size)
             if not rows:
                 return 0
             messages, held_back = self._publish(rows)
             with transaction.atomic(using=using):
-                OutboxMessage.objects.using(using).filter(
-                    id__in=[row[0] for row in rows if row[0] not in held_back], sent_at__isnull=True
-                ).update(sent_at=timezone.now())
-                self._hold_back(using, held_back)
+                outbox_rows_mark_sent(using=using, row_ids=[row[0] for row in rows if row[0] not in held_back])
+                outbox_rows_hold_back(using=using, held_back=held_back)
         # Counted once committed: a batch rolled back by a failure is published again, and counted then.
         for row_id, event_type, *_ in rows:
             (EVENTS_HELD_BACK if row_id in held_back else EVENTS_RELAYED).labels(event_type).inc()
@@ -199,73 +197,6 @@ class Relay:
             for (row_id, _), reason in outcome.failed.items():
                 held_back.setdefault(row_id, reason)
         return len(messages), held_back
-
-    def _claim(self, using: str) -> list[Row]:
-        """Lock the oldest due unsent rows other relays have not locked, mark them sent, read their routes
-        (PostgreSQL).
-
-        Rows are found by `sent_at IS NULL`, never by a high-water mark, so a row whose transaction
-        commits late, behind higher ids, is still claimed. The envelope comes back as JSON text: it goes
-        into the message body as it is. One statement, one round trip: each row is written once, and its
-        routes are read in the statement's snapshot, taken after the row's event committed, so every
-        route committed before that event is seen (mice/routing.py).
-        """
-        outbox, route = OutboxMessage._meta.db_table, Route._meta.db_table
-        with connections[using].cursor() as cursor:
-            cursor.execute(
-                f"WITH claimed AS (UPDATE {outbox} SET sent_at = now() WHERE id IN ("
-                f"  SELECT id FROM {outbox} WHERE sent_at IS NULL AND available_at <= now()"
-                "   ORDER BY available_at, id LIMIT %s FOR UPDATE SKIP LOCKED"
-                " ) RETURNING id, event_type, event_id, handler, envelope)"
-                " SELECT c.id, c.event_type, c.event_id, c.envelope::text, CASE WHEN c.handler <> '' THEN"
-                f"  ARRAY[c.handler::text] ELSE ARRAY(SELECT r.handler::text FROM {route} r"
-                "  WHERE r.event_type = c.event_type ORDER BY r.handler) END"
-                " FROM claimed c ORDER BY c.id",
-                [self.config.batch_size],
-            )
-            return [
-                (row_id, etype, event_id, envelope, list(handlers))
-                for row_id, etype, event_id, envelope, handlers in cursor.fetchall()
-            ]
-
-    def _read_pending(self, using: str) -> list[Row]:
-        """The oldest due unsent rows, read without taking the database's write lock (SQLite), and their routes
-        (read after the rows, so every route committed before their events is seen)."""
-        pending = OutboxMessage.objects.using(using).filter(sent_at__isnull=True, available_at__lte=timezone.now())
-        rows = list(
-            pending.order_by("available_at", "id").values_list(
-                "id", "event_type", "event_id", "handler", Cast("envelope", TextField())
-            )[: self.config.batch_size]
-        )
-        routes = route_table(using=using) if rows else {}
-        return [
-            (row_id, etype, event_id, envelope, [handler] if handler else routes.get(etype, []))
-            for row_id, etype, event_id, handler, envelope in rows
-        ]
-
-    def _hold_back(self, using: str, held_back: dict[int, str]) -> None:
-        """Keep undelivered rows pending, each retried later with its own backoff, and say so loudly."""
-        now = timezone.now()
-        for row_id, reason in held_back.items():
-            row = OutboxMessage.objects.using(using).only("attempts", "event_type", "event_id").get(id=row_id)
-            attempts = row.attempts + 1
-            delay = dt.timedelta(seconds=min(300.0, 2.0 ** min(attempts, 9)))
-            OutboxMessage.objects.using(using).filter(id=row_id).update(
-                sent_at=None, attempts=attempts, last_error=reason[:2000], available_at=now + delay
-            )
-            log.error(
-                "outbox row not delivered, kept pending",
-                extra={
-                    "mice": {
-                        "outbox_id": row_id,
-                        "event_id": str(row.event_id),
-                        "event_type": row.event_type,
-                        "attempts": attempts,
-                        "error": reason,
-                        "retry_in_s": delay.total_seconds(),
-                    }
-                },
-            )
 
     def maybe_purge(self) -> None:
         if time.monotonic() - self._last_purge < self.config.purge_every:

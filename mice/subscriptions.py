@@ -1,6 +1,6 @@
 """Who takes which event type, with what retry policy: the handler registry, as data.
 
-Filled by `@subscribe` (mice/consumers.py) as each app's handlers module is imported. The topology is
+Filled by `@subscribe` (mice/handlers.py) as each app's handlers module is imported. The topology is
 built from it; the relay does not read it (it reads the routes every process declared, mice/routing.py).
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from django.db import InterfaceError, OperationalError
 
-from mice.events import Event
+from mice.events import Envelope
 
 # Infrastructure trouble is transient for every handler: the database going away must not
 # dead-letter a perfectly good message.
@@ -50,7 +50,7 @@ DEFAULT_RETRY = RetryPolicy()
 class Subscription:
     handler: str
     event_type: str
-    func: Callable[[Event], None]
+    func: Callable[[Envelope], None]
     retry: RetryPolicy
     delivery_limit: int
     # False for a handler that calls something outside our database (a gateway, an SMTP server): it commits

@@ -1,1 +1,1 @@
-"""Event registrations: MICE events, registrations, the web form, the REST API (issue 3)."""
+"""Event registrations: MICE events, registrations, the web form, the REST API."""

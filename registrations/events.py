@@ -13,7 +13,7 @@ REGISTRATION_CREATED = event_type(
     doc=(
         "An attendee registered and holds a seat; status pending, or confirmed at once for a free event. "
         "Carries what payment needs: amount (VAT included), currency and VAT rate. Version 2 dropped the "
-        "payment token (version 1 carried it to every subscriber): the charge handler reads it through "
+        "payment token (version 1 carried it to every handler): the charge handler reads it through "
         "registrations.selectors.payment_token_get, and it is deleted once the charge is decided."
     ),
     example={

@@ -1,7 +1,7 @@
 """The saga's registration side: a payment outcome confirms, or cancels and gives the seat back."""
 
-from mice.consumers import RetryPolicy, subscribe
-from mice.events import Event
+from mice.events import Envelope
+from mice.handlers import RetryPolicy, subscribe
 from registrations.services import (
     registration_cancel,
     registration_confirm,
@@ -14,25 +14,26 @@ PATIENT = RetryPolicy(attempts=12, backoff=2.0, cap=300.0)
 
 
 @subscribe("payment.succeeded")
-def confirm_paid_registration(event: Event) -> None:
-    registration_confirm(registration_id=event.data["registration_id"])
+def confirm_paid_registration(envelope: Envelope) -> None:
+    registration_confirm(registration_id=envelope.data["registration_id"])
 
 
 @subscribe("payment.failed")
-def cancel_unpaid_registration(event: Event) -> None:
+def cancel_unpaid_registration(envelope: Envelope) -> None:
     """The compensation: the charge failed, so the registration is cancelled and its seat released."""
     registration_cancel(
-        registration_id=event.data["registration_id"], reason=f"payment_failed:{event.data.get('reason', 'unknown')}"
+        registration_id=envelope.data["registration_id"],
+        reason=f"payment_failed:{envelope.data.get('reason', 'unknown')}",
     )
 
 
 @subscribe("registration.created", retry=PATIENT)
-def schedule_payment_deadline(event: Event) -> None:
+def schedule_payment_deadline(envelope: Envelope) -> None:
     """A no-op for registrations made by this code; gives one made by older code its payment deadline."""
-    registration_schedule_payment_deadline(registration_id=event.data["registration_id"])
+    registration_schedule_payment_deadline(registration_id=envelope.data["registration_id"])
 
 
 @subscribe("registration.payment_deadline_reached", retry=PATIENT)
-def cancel_registration_past_payment_deadline(event: Event) -> None:
+def cancel_registration_past_payment_deadline(envelope: Envelope) -> None:
     """The saga's timeout: no registration stays pending (and holds a seat) whatever became of its charge."""
-    registration_expire(registration_id=event.data["registration_id"])
+    registration_expire(registration_id=envelope.data["registration_id"])

@@ -21,7 +21,7 @@ def attendee(registration: Registration) -> dict[str, Any]:
 
 
 def registration_created(registration: Registration) -> dict[str, Any]:
-    """No payment token: every subscriber gets this; the charge handler reads the token through a selector."""
+    """No payment token: every handler gets this; the charge handler reads the token through a selector."""
     event = registration.event
     return {
         "registration_id": str(registration.id),

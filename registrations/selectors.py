@@ -29,7 +29,7 @@ def registration_get(*, registration_id: uuid.UUID | str) -> Registration | None
 def payment_token_get(*, registration_id: uuid.UUID | str) -> str | None:
     """The token to charge a pending registration with; None once the charge is decided or it was cancelled.
 
-    For the charge handler only: no event carries the token, so that no other subscriber ever sees it.
+    For the charge handler only: no event carries the token, so that no other handler ever sees it.
     """
     return PaymentToken.objects.filter(registration_id=registration_id).values_list("token", flat=True).first()
 

@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 
 from tests.broker import throwaway_vhost
-from tests.processes import System
+from tests.processes import ProcfileProcesses
 
 
 @pytest.fixture(scope="session")
@@ -43,9 +43,11 @@ def static_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def system(
     database_url: str, broker_url: str, static_root: Path, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[System]:
+) -> Iterator[ProcfileProcesses]:
     """Start relays, workers and recorders in a test; all are stopped after it, logs shown on failure."""
-    running = System(database_url=database_url, broker_url=broker_url, log_dir=tmp_path, static_root=static_root)
+    running = ProcfileProcesses(
+        database_url=database_url, broker_url=broker_url, log_dir=tmp_path, static_root=static_root
+    )
     yield running
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:

@@ -86,8 +86,9 @@ class Process:
         return self.popen.returncode
 
 
-class System:
-    """Starts processes against the test database and the test vhost; stops whatever is left."""
+class ProcfileProcesses:
+    """The Procfile's processes (web, relay, worker, recorder), started against the test database and the test
+    vhost; stops whatever is left. Tests get one through the `system` fixture."""
 
     def __init__(self, *, database_url: str, broker_url: str, log_dir: Path, static_root: Path | None = None) -> None:
         static_root = static_root or log_dir / "static"

@@ -160,7 +160,7 @@ class RegistrationCreateApi(PublicApi):
             verdict = rate_limit_hit(scope=Scope.REGISTRATIONS, client=client_address(request))
             if not verdict.allowed:
                 raise RateLimited(verdict, "registrations")
-        produce = self._producer(request, data)
+        produce = self._registration_call(request, data)
         try:
             if key is None:
                 (answer_status, body), replayed = produce(), False
@@ -189,9 +189,9 @@ class RegistrationCreateApi(PublicApi):
             headers["Idempotent-Replayed"] = "true"
         return Response(body, status=answer_status, headers=headers)
 
-    def _producer(self, request: Request, data: dict[str, Any]) -> Callable[[], tuple[int, dict[str, Any]]]:
-        """The answer to remember for an Idempotency-Key: a 202, or a 409 refusal. Input refusals raise a 400
-        instead, which rolls the key's record back with everything else."""
+    def _registration_call(self, request: Request, data: dict[str, Any]) -> Callable[[], tuple[int, dict[str, Any]]]:
+        """The call that registers and returns the answer to remember for an Idempotency-Key: a 202, or a 409
+        refusal. Input refusals raise a 400 instead, which rolls the key's record back with everything else."""
 
         def produce() -> tuple[int, dict[str, Any]]:
             try:

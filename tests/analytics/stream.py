@@ -9,9 +9,9 @@ from decimal import Decimal
 from typing import Any
 
 from invoicing.events import CREDIT_NOTE_ISSUED, INVOICE_ISSUED, PAYMENT_REFUNDED
-from mice.events import Event, EventType
+from mice.events import Envelope, EventType
 from registrations.events import REGISTRATION_CANCELLED, REGISTRATION_CONFIRMED, REGISTRATION_CREATED
-from registrations.models import Event as MiceEvent
+from registrations.models import Event
 
 ATTENDEE = {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com", "company": ""}
 
@@ -21,19 +21,19 @@ class Story:
     """The events one registration produced, in the order they happened."""
 
     registration_id: str
-    events: list[Event]
+    events: list[Envelope]
 
 
-def _event(etype: EventType, registration_id: str, data: dict[str, Any], at: dt.datetime) -> Event:
-    made = Event.new(etype, subject=registration_id, data=data, correlation_id=registration_id)
+def _envelope(etype: EventType, registration_id: str, data: dict[str, Any], at: dt.datetime) -> Envelope:
+    made = Envelope.new(etype, subject=registration_id, data=data, correlation_id=registration_id)
     return dataclasses.replace(made, time=at.isoformat())
 
 
-def _event_ref(event: MiceEvent) -> dict[str, str]:
+def _event_ref(event: Event) -> dict[str, str]:
     return {"slug": event.slug, "name": event.name, "venue": event.venue, "starts_at": event.starts_at.isoformat()}
 
 
-def created(event: MiceEvent, rid: str, at: dt.datetime, *, free: bool = False) -> Event:
+def created(event: Event, rid: str, at: dt.datetime, *, free: bool = False) -> Envelope:
     data = {
         "registration_id": rid,
         "status": "confirmed" if free else "pending",
@@ -43,16 +43,16 @@ def created(event: MiceEvent, rid: str, at: dt.datetime, *, free: bool = False) 
         "currency": event.currency,
         "vat_rate": str(event.vat_rate),
     }
-    return _event(REGISTRATION_CREATED, rid, data, at)
+    return _envelope(REGISTRATION_CREATED, rid, data, at)
 
 
-def confirmed(event: MiceEvent, rid: str, at: dt.datetime) -> Event:
-    return _event(
+def confirmed(event: Event, rid: str, at: dt.datetime) -> Envelope:
+    return _envelope(
         REGISTRATION_CONFIRMED, rid, {"registration_id": rid, "event": _event_ref(event), "attendee": ATTENDEE}, at
     )
 
 
-def cancelled(event: MiceEvent, rid: str, at: dt.datetime, *, was_confirmed: bool = False) -> Event:
+def cancelled(event: Event, rid: str, at: dt.datetime, *, was_confirmed: bool = False) -> Envelope:
     data = {
         "registration_id": rid,
         "event": _event_ref(event),
@@ -60,7 +60,7 @@ def cancelled(event: MiceEvent, rid: str, at: dt.datetime, *, was_confirmed: boo
         "reason": "payment_failed:card_declined",
         "was_confirmed": was_confirmed,
     }
-    return _event(REGISTRATION_CANCELLED, rid, data, at)
+    return _envelope(REGISTRATION_CANCELLED, rid, data, at)
 
 
 def _amounts(gross: Decimal, currency: str) -> dict[str, str]:
@@ -68,7 +68,7 @@ def _amounts(gross: Decimal, currency: str) -> dict[str, str]:
     return {"currency": currency, "net": str(net), "vat_rate": "20.00", "vat": str(gross - net), "gross": str(gross)}
 
 
-def invoice_issued(event: MiceEvent, rid: str, at: dt.datetime, *, invoice_id: int, gross: Decimal) -> Event:
+def invoice_issued(event: Event, rid: str, at: dt.datetime, *, invoice_id: int, gross: Decimal) -> Envelope:
     data = {
         "registration_id": rid,
         "invoice_id": invoice_id,
@@ -78,12 +78,12 @@ def invoice_issued(event: MiceEvent, rid: str, at: dt.datetime, *, invoice_id: i
         "event": {"slug": event.slug, "name": event.name},
         "attendee": ATTENDEE,
     }
-    return _event(INVOICE_ISSUED, rid, data, at)
+    return _envelope(INVOICE_ISSUED, rid, data, at)
 
 
 def credit_note_issued(
-    event: MiceEvent, rid: str, at: dt.datetime, *, credit_note_id: int, invoice_id: int, gross: Decimal
-) -> Event:
+    event: Event, rid: str, at: dt.datetime, *, credit_note_id: int, invoice_id: int, gross: Decimal
+) -> Envelope:
     data = {
         "registration_id": rid,
         "credit_note_id": credit_note_id,
@@ -93,10 +93,10 @@ def credit_note_issued(
         **_amounts(gross, event.currency),
         "event": {"slug": event.slug, "name": event.name},
     }
-    return _event(CREDIT_NOTE_ISSUED, rid, data, at)
+    return _envelope(CREDIT_NOTE_ISSUED, rid, data, at)
 
 
-def payment_refunded(event: MiceEvent, rid: str, at: dt.datetime, *, refund_id: int, amount: Decimal) -> Event:
+def payment_refunded(event: Event, rid: str, at: dt.datetime, *, refund_id: int, amount: Decimal) -> Envelope:
     data = {
         "registration_id": rid,
         "charge_id": refund_id,
@@ -108,7 +108,7 @@ def payment_refunded(event: MiceEvent, rid: str, at: dt.datetime, *, refund_id: 
         "reason": "cancelled_by_staff",
         "event": {"slug": event.slug, "name": event.name},
     }
-    return _event(PAYMENT_REFUNDED, rid, data, at)
+    return _envelope(PAYMENT_REFUNDED, rid, data, at)
 
 
 def new_id() -> str:

@@ -7,10 +7,10 @@ import pytest
 from django.db import transaction
 
 from analytics.selectors import event_figures_list
-from mice.consumers import SUBSCRIPTIONS
-from mice.events import Event
+from mice.events import Envelope
 from mice.models import InboxEntry, OutboxMessage
 from mice.outbox import emit
+from mice.subscriptions import SUBSCRIPTIONS
 from registrations.models import Registration
 from registrations.services import registration_cancel, registration_create
 from tests.analytics import stream
@@ -42,17 +42,19 @@ def handlers_of(event_type):
     return [name for name, subscribed in ANALYTICS.items() if subscribed == event_type]
 
 
-def deliver(event: Event) -> None:
+def deliver(envelope: Envelope) -> None:
     """Emit the event now (its producer's shape, a time of now) and wait until analytics has handled it."""
     with transaction.atomic():
-        emitted = emit(event.type, subject=event.subject, data=event.data, correlation_id=event.correlationid)
+        emitted = emit(
+            envelope.type, subject=envelope.subject, data=envelope.data, correlation_id=envelope.correlationid
+        )
     wait_until(
         lambda: all(
             InboxEntry.objects.filter(event_id=emitted.id, handler=handler).exists()
-            for handler in handlers_of(event.type)
+            for handler in handlers_of(envelope.type)
         ),
         timeout=60,
-        what=f"analytics handling {event.type}",
+        what=f"analytics handling {envelope.type}",
     )
 
 

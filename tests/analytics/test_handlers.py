@@ -10,19 +10,19 @@ from django.utils import timezone
 
 from analytics.models import RefundRecord, RegistrationRecord, RevenueEntry
 from analytics.selectors import SERIES_MINUTES, event_figures_list
-from mice.consumers import SUBSCRIPTIONS
-from mice.events import Event
+from mice.events import Envelope
+from mice.subscriptions import SUBSCRIPTIONS
 from tests.analytics import stream
 from tests.factories import make_event
 
 pytestmark = pytest.mark.django_db
 
 
-def handle(event: Event) -> None:
+def handle(envelope: Envelope) -> None:
     """What analytics' workers do with one delivery (the inbox aside: these run even for a duplicate)."""
     for subscription in SUBSCRIPTIONS.values():
-        if subscription.handler.startswith("analytics.") and subscription.event_type == event.type:
-            subscription.func(event)
+        if subscription.handler.startswith("analytics.") and subscription.event_type == envelope.type:
+            subscription.func(envelope)
 
 
 def figures_of(slug, now=None):

@@ -50,8 +50,8 @@ def test_readyz_is_503_naming_the_outbox_when_an_event_waits_longer_than_the_thr
     # given: an event due two minutes ago that nobody relayed
     settings.MICE_READY_MAX_OUTBOX_LAG = 60
     with transaction.atomic():
-        event = emit("probe.pinged", subject="s", data={})
-    OutboxMessage.objects.filter(event_id=event.id).update(available_at=timezone.now() - dt.timedelta(minutes=2))
+        envelope = emit("probe.pinged", subject="s", data={})
+    OutboxMessage.objects.filter(event_id=envelope.id).update(available_at=timezone.now() - dt.timedelta(minutes=2))
 
     response = Client().get("/readyz")
 
@@ -126,8 +126,8 @@ def test_metrics_are_served_to_a_staff_session():
 
 def test_metrics_show_the_outbox_backlog_and_its_lag():
     with transaction.atomic():
-        event = emit("probe.pinged", subject="s", data={})
-    OutboxMessage.objects.filter(event_id=event.id).update(available_at=timezone.now() - dt.timedelta(seconds=30))
+        envelope = emit("probe.pinged", subject="s", data={})
+    OutboxMessage.objects.filter(event_id=envelope.id).update(available_at=timezone.now() - dt.timedelta(seconds=30))
 
     text = Client().get("/metrics").content.decode()
 

@@ -9,16 +9,16 @@ from django.test import Client
 from django.urls import reverse
 
 from mice.deadletters import ReplayError, dead_letter_discard, dead_letter_record, dead_letter_replay
-from mice.events import Event, get_event_type
+from mice.events import Envelope, get_event_type
 from mice.models import DeadLetter, DeadLetterAction, HandlerFailure, OutboxMessage
 
 pytestmark = pytest.mark.django_db
 
 
 def dead_message(handler="tests.probe.always_fails", exception="ValueError", reason="rejected"):
-    event = Event.new(get_event_type("probe.broke"), subject="reg-1", data={})
+    envelope = Envelope.new(get_event_type("probe.broke"), subject="reg-1", data={})
     HandlerFailure.objects.create(
-        event_id=event.id,
+        event_id=envelope.id,
         handler=handler,
         attempt=3,
         outcome="dead-lettered",
@@ -26,19 +26,19 @@ def dead_message(handler="tests.probe.always_fails", exception="ValueError", rea
         exception_message=f"{exception} in the handler",
         traceback=f'Traceback (most recent call last):\n  File "handlers.py"\n{exception}: boom',
     )
-    body = json.dumps([[event.to_dict()], {}, {"callbacks": None}]).encode()
-    # As production sends them: the relay's headers (wire.task_message), the attempt a retry carries,
+    body = json.dumps([[envelope.to_dict()], {}, {"callbacks": None}]).encode()
+    # As production sends them: the relay's headers (task_messages.task_message), the attempt a retry carries,
     # and RabbitMQ's x-death.
     headers = {
         "lang": "py",
         "task": handler,
-        "id": f"{event.id}.{uuid.uuid4().int % 10**6}",
+        "id": f"{envelope.id}.{uuid.uuid4().int % 10**6}",
         "mice_attempt": "3",
         "x-death": [
             {"queue": handler, "reason": reason, "count": 1, "routing-keys": [handler], "exchange": "mice.events"}
         ],
     }
-    return event, body, headers
+    return envelope, body, headers
 
 
 def record(**kwargs):
@@ -47,7 +47,7 @@ def record(**kwargs):
 
 
 def test_recording_the_same_message_twice_keeps_one_row_with_its_exception():
-    event, body, headers = dead_message()
+    envelope, body, headers = dead_message()
 
     first = dead_letter_record(body=body, headers=headers, routing_key="tests.probe.always_fails")
     second = dead_letter_record(body=body, headers=headers, routing_key="tests.probe.always_fails")
@@ -60,7 +60,7 @@ def test_recording_the_same_message_twice_keeps_one_row_with_its_exception():
         3,
     )
     assert first.exception_type == "builtins.ValueError" and "boom" in first.traceback
-    assert str(first.event_id) == event.id
+    assert str(first.event_id) == envelope.id
 
 
 @pytest.mark.parametrize("body", [b"[5]", b"[{}]", b"{}", b"[[null], {}, {}]", b"\xff not json"])
@@ -81,13 +81,13 @@ def test_an_unreadable_body_is_still_recorded_and_cannot_be_replayed():
 
 
 def test_a_replay_goes_through_the_outbox_to_the_one_failed_handler_and_only_once():
-    event, body, headers = dead_message()
+    envelope, body, headers = dead_message()
     dead = dead_letter_record(body=body, headers=headers, routing_key="x")
 
     dead_letter_replay(dead_letter=dead, user=None)
 
     row = OutboxMessage.objects.get()
-    assert (str(row.event_id), row.handler, row.sent_at) == (event.id, "tests.probe.always_fails", None)
+    assert (str(row.event_id), row.handler, row.sent_at) == (envelope.id, "tests.probe.always_fails", None)
     with pytest.raises(ReplayError, match="already replayed"):
         dead_letter_replay(dead_letter=dead, user=None)
     with pytest.raises(ReplayError, match="already replayed"):
@@ -177,13 +177,13 @@ def test_bulk_discard_and_replay_need_the_permission(viewer, operator):
 
 def test_a_secret_field_an_older_version_carried_is_never_kept_in_a_dead_letter():
     # given a version-1 registration.created, which carried the payment token, dead-lettered after the deploy
-    event = Event.new(
+    envelope = Envelope.new(
         get_event_type("registration.created"),
         subject="reg-1",
         data={"registration_id": "reg-1", "amount": "10.00", "payment_token": "tok_secret_4242"},
     )
-    body = json.dumps([[event.to_dict()], {}, {"callbacks": None}]).encode()
-    headers = {"task": "analytics.count_registration", "id": f"{event.id}.1", "argsrepr": "tok_secret_4242"}
+    body = json.dumps([[envelope.to_dict()], {}, {"callbacks": None}]).encode()
+    headers = {"task": "analytics.count_registration", "id": f"{envelope.id}.1", "argsrepr": "tok_secret_4242"}
 
     dead_letter = dead_letter_record(body=body, headers=headers, routing_key="x")
 

@@ -1,4 +1,4 @@
-"""Delivery through the real relay, RabbitMQ and Celery workers: each committed event reaches each subscriber once."""
+"""Delivery through the real relay, RabbitMQ and Celery workers: each committed event reaches each handler once."""
 
 import pytest
 from django.db import transaction
@@ -17,7 +17,7 @@ def effects(event_id, handler=None):
     return qs.filter(handler=handler).count() if handler else qs.count()
 
 
-def test_each_committed_event_reaches_each_subscriber_once(system):
+def test_each_committed_event_reaches_each_handler_once(system):
     system.worker()
     system.relay()
     with transaction.atomic():

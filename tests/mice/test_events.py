@@ -5,18 +5,18 @@ import json
 import pytest
 
 from mice.apps import check_subscriptions
-from mice.events import EVENT_TYPES, Event, UnknownEventType, event_type, get_event_type
+from mice.events import EVENT_TYPES, Envelope, UnknownEventType, event_type, get_event_type
 from mice.subscriptions import SUBSCRIPTIONS
 
 
 @pytest.mark.parametrize("name", sorted(EVENT_TYPES))
 def test_every_registered_type_round_trips_through_json(name):
     declared = EVENT_TYPES[name]
-    event = Event.new(declared, subject="subject-1", data=declared.example, causation_id="cause-1")
+    envelope = Envelope.new(declared, subject="subject-1", data=declared.example, causation_id="cause-1")
 
-    wire = json.loads(json.dumps(event.to_dict()))
+    wire = json.loads(json.dumps(envelope.to_dict()))
 
-    assert Event.from_dict(wire) == event
+    assert Envelope.from_dict(wire) == envelope
     assert wire["specversion"] == "1.0"
     assert wire["datacontenttype"] == "application/json"
     assert {"id", "type", "source", "time", "subject", "data", "correlationid", "causationid"} <= wire.keys()
@@ -24,10 +24,10 @@ def test_every_registered_type_round_trips_through_json(name):
 
 
 def test_a_consumer_tolerates_unknown_envelope_attributes():
-    event = Event.new(get_event_type("probe.pinged"), subject="s", data={"n": 1, "later_field": "x"})
-    wire = {**event.to_dict(), "someextension": "value"}
+    envelope = Envelope.new(get_event_type("probe.pinged"), subject="s", data={"n": 1, "later_field": "x"})
+    wire = {**envelope.to_dict(), "someextension": "value"}
 
-    assert Event.from_dict(wire).data["later_field"] == "x"
+    assert Envelope.from_dict(wire).data["later_field"] == "x"
 
 
 def test_the_registry_refuses_a_second_declaration_and_bad_names():

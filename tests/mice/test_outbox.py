@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from mice.events import Event, get_event_type
+from mice.events import Envelope, get_event_type
 from mice.models import OutboxMessage
 from mice.outbox import OutboxError, caused_by, emit
 
@@ -33,17 +33,17 @@ def test_a_rolled_back_transaction_leaves_no_event():
 
 def test_a_committed_event_is_a_pending_outbox_row_with_its_envelope():
     with transaction.atomic():
-        event = emit("probe.pinged", subject="reg-1", data={"n": 1})
+        envelope = emit("probe.pinged", subject="reg-1", data={"n": 1})
 
     row = OutboxMessage.objects.get()
     assert row.sent_at is None
-    assert str(row.event_id) == event.id
-    assert Event.from_dict(row.envelope) == event
-    assert row.envelope["correlationid"] == event.id  # a new saga starts with its own id
+    assert str(row.event_id) == envelope.id
+    assert Envelope.from_dict(row.envelope) == envelope
+    assert row.envelope["correlationid"] == envelope.id  # a new saga starts with its own id
 
 
 def test_an_event_emitted_while_handling_another_carries_its_correlation_and_causation():
-    cause = Event.from_dict({**_envelope(), "correlationid": "saga-7"})
+    cause = Envelope.from_dict({**_envelope(), "correlationid": "saga-7"})
     with transaction.atomic(), caused_by(cause):
         emitted = emit("probe.pinged", subject="reg-1", data={})
 
@@ -77,8 +77,8 @@ def test_an_event_joining_a_saga_outside_a_handler_names_the_sagas_latest_event_
 
 def _envelope():
     with transaction.atomic():
-        event = emit("probe.pinged", subject="x", data={})
-    return event.to_dict()
+        envelope = emit("probe.pinged", subject="x", data={})
+    return envelope.to_dict()
 
 
 @pytest.mark.django_db
@@ -123,11 +123,11 @@ def test_an_event_type_is_a_domain_signal_the_outbox_records_only_inside_a_trans
         assert not OutboxMessage.objects.exists()
 
         with transaction.atomic():
-            event = pinged.send(subject="inside", data={"n": 2})
+            envelope = pinged.send(subject="inside", data={"n": 2})
     finally:
         pinged.signal.disconnect(listener)
 
     row = OutboxMessage.objects.get()
-    assert (row.event_id, row.event_type, row.envelope["subject"]) == (uuid.UUID(event.id), "probe.pinged", "inside")
+    assert (row.event_id, row.event_type, row.envelope["subject"]) == (uuid.UUID(envelope.id), "probe.pinged", "inside")
     # any other receiver hears it too; a refused one (outside a transaction) stops before reaching them
     assert heard == [("probe.pinged", "inside")]

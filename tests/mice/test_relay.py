@@ -28,7 +28,7 @@ def unsent():
 
 
 def test_two_relays_on_10000_events_publish_each_once(system, broker_url):
-    # given a backlog of 10,000 committed events with one subscriber, and no worker consuming
+    # given a backlog of 10,000 committed events with one handler, and no worker consuming
     with transaction.atomic():
         for i in range(10_000):
             emit("probe.slept", subject=f"s{i}", data={"seconds": 0})
@@ -51,7 +51,7 @@ def test_a_transaction_that_commits_late_behind_higher_ids_is_still_published(sy
     def slow_transaction():
         try:
             with transaction.atomic():
-                late["event"] = emit("probe.pinged", subject="late", data={})
+                late["envelope"] = emit("probe.pinged", subject="late", data={})
                 inserted.set()
                 release.wait(30)
         finally:
@@ -67,8 +67,8 @@ def test_a_transaction_that_commits_late_behind_higher_ids_is_still_published(sy
     release.set()
     thread.join(10)
 
-    wait_until(lambda: Effect.objects.filter(event_id=late["event"].id).count() == 2, what="the late event handled")
-    late_row = OutboxMessage.objects.get(event_id=late["event"].id)
+    wait_until(lambda: Effect.objects.filter(event_id=late["envelope"].id).count() == 2, what="the late event handled")
+    late_row = OutboxMessage.objects.get(event_id=late["envelope"].id)
     assert late_row.id < OutboxMessage.objects.get(event_id=early.id).id
 
 
@@ -104,31 +104,31 @@ def commits_marking_rows_sent_held(database_url):
 def test_relay_killed_between_broker_confirm_and_its_commit_the_redelivery_is_deduplicated(system, database_url):
     worker = system.worker()
     with transaction.atomic():
-        event = emit("probe.slept", subject="s", data={"seconds": 0})
+        envelope = emit("probe.slept", subject="s", data={"seconds": 0})
     with commits_marking_rows_sent_held(database_url):
         relay = system.relay()
-        wait_until(lambda: Effect.objects.filter(event_id=event.id).exists(), what="the handler ran once")
+        wait_until(lambda: Effect.objects.filter(event_id=envelope.id).exists(), what="the handler ran once")
         relay.kill()  # confirmed by the broker and handled, but never committed as sent
-    assert OutboxMessage.objects.get(event_id=event.id).sent_at is None
+    assert OutboxMessage.objects.get(event_id=envelope.id).sent_at is None
 
     system.relay()
 
     wait_until(lambda: unsent() == 0, what="the row published again and marked sent")
-    wait_until(lambda: f"event_id={event.id}" in worker.log() and "outcome=duplicate" in worker.log())
-    assert Effect.objects.filter(event_id=event.id).count() == 1
+    wait_until(lambda: f"event_id={envelope.id}" in worker.log() and "outcome=duplicate" in worker.log())
+    assert Effect.objects.filter(event_id=envelope.id).count() == 1
 
 
 def test_a_duplicate_delivery_with_the_same_event_id_runs_the_handler_once(system):
     worker = system.worker()
     system.relay()
     with transaction.atomic():
-        event = emit("probe.slept", subject="s", data={"seconds": 0})
-    wait_until(lambda: Effect.objects.filter(event_id=event.id).exists())
+        envelope = emit("probe.slept", subject="s", data={"seconds": 0})
+    wait_until(lambda: Effect.objects.filter(event_id=envelope.id).exists())
 
-    OutboxMessage.objects.filter(event_id=event.id).update(sent_at=None)  # published a second time
+    OutboxMessage.objects.filter(event_id=envelope.id).update(sent_at=None)  # published a second time
 
     wait_until(lambda: "outcome=duplicate" in worker.log(), what="the duplicate acknowledged and skipped")
-    assert Effect.objects.filter(event_id=event.id).count() == 1
+    assert Effect.objects.filter(event_id=envelope.id).count() == 1
 
 
 def test_an_unroutable_publish_stays_pending_until_its_queue_exists(system, broker_url, settings):
@@ -137,10 +137,10 @@ def test_an_unroutable_publish_stays_pending_until_its_queue_exists(system, brok
     with Connection(broker_url) as conn:
         conn.channel().queue_delete("tests.probe.slow")
     with transaction.atomic():
-        event = emit("probe.slept", subject="s", data={"seconds": 0})
+        envelope = emit("probe.slept", subject="s", data={"seconds": 0})
 
     relay.wait_for_log("kept pending")
-    row = OutboxMessage.objects.get(event_id=event.id)
+    row = OutboxMessage.objects.get(event_id=envelope.id)
     assert row.sent_at is None
     assert row.attempts >= 1
     assert "unroutable" in row.last_error and "NO_ROUTE" in row.last_error
@@ -213,7 +213,7 @@ def unlocked_unsent(database_url):
 
 
 def a_full_window_of_messages():
-    """500 rows of an event with two subscribers: a default batch making exactly the 1,000-message window."""
+    """500 rows of an event with two handlers: a default batch making exactly the 1,000-message window."""
     with transaction.atomic():
         for i in range(500):
             emit("probe.pinged", subject=f"s{i}", data={"n": i})

@@ -49,16 +49,16 @@ def test_an_event_nobody_subscribes_to_yet_is_kept_pending_not_marked_sent(syste
     relay = system.relay()
     relay.wait_for_log("relay connected")
     with transaction.atomic():
-        event = emit(introduced, subject="new", data={})
+        envelope = emit(introduced, subject="new", data={})
     # then the row is not marked sent: routed to no one is a failure
     relay.wait_for_log("kept pending")
-    row = OutboxMessage.objects.get(event_id=event.id)
+    row = OutboxMessage.objects.get(event_id=envelope.id)
     assert row.sent_at is None
     assert "no subscription" in row.last_error
     # when the workers that subscribe to it are deployed, the event reaches them, once
     system.worker(**NEW_CODE)
     wait_until(lambda: effects("probe.record_introduced") == 1, timeout=60, what="the held-back event delivered")
-    wait_until(lambda: OutboxMessage.objects.get(event_id=event.id).sent_at is not None, what="the row marked sent")
+    wait_until(lambda: OutboxMessage.objects.get(event_id=envelope.id).sent_at is not None, what="the row marked sent")
 
 
 def test_a_handler_removed_from_the_code_is_forgotten_only_on_purpose():

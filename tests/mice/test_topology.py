@@ -7,7 +7,7 @@ from django.db import transaction
 from django.db.models import Q
 from kombu import Connection
 
-from mice.events import Event
+from mice.events import Envelope
 from mice.management.commands import mice_topology
 from mice.models import OutboxMessage
 from mice.outbox import emit
@@ -64,15 +64,15 @@ def test_recreating_a_queue_while_the_relay_publishes_to_it_loses_nothing(system
     relay = system.relay()
     relay.wait_for_log("relay connected")
     real_queue_state = mice_topology.queue_state
-    published: dict[str, Event] = {}
+    published: dict[str, Envelope] = {}
 
     def found_empty_then_a_publish(connection, name):
         """The queue is found empty and unused; right then the relay publishes an event to it."""
         state = real_queue_state(connection, name)
         if name == "tests.probe.slow" and not published:
             with transaction.atomic():
-                published["event"] = emit("probe.slept", subject="s", data={"seconds": 0})
-            row = OutboxMessage.objects.filter(event_id=published["event"].id)
+                published["envelope"] = emit("probe.slept", subject="s", data={"seconds": 0})
+            row = OutboxMessage.objects.filter(event_id=published["envelope"].id)
             wait_until(lambda: row.filter(Q(sent_at__isnull=False) | Q(attempts__gt=0)).exists(), what="a publish")
         return state
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mice.events import Event
+from mice.events import Envelope
 from notifications.handlers import send_registration_received
 from notifications.models import EmailLog
 from notifications.selectors import email_log_url
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 def receive(**attendee_fields):
     data = created(**attendee_fields)
-    send_registration_received(Event.new(REGISTRATION_CREATED, subject=data["registration_id"], data=data))
+    send_registration_received(Envelope.new(REGISTRATION_CREATED, subject=data["registration_id"], data=data))
     return EmailLog.objects.get(registration_id=data["registration_id"])
 
 

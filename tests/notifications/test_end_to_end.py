@@ -16,7 +16,7 @@ import pytest
 from django.db import transaction
 
 from invoicing.models import Invoice
-from mice.events import Event
+from mice.events import Envelope
 from mice.models import HandlerFailure, InboxEntry, OutboxMessage
 from mice.outbox import outbox_store
 from notifications.models import EmailLog
@@ -24,7 +24,7 @@ from registrations.models import Registration
 from registrations.services import registration_create
 from tests.factories import make_event
 from tests.notifications import smtp_sink
-from tests.processes import Process, System, free_port, wait_until
+from tests.processes import Process, ProcfileProcesses, free_port, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,7 +39,7 @@ HANDLERS = (
 class Smtp:
     """The SMTP server as its own process, stopped and started again on the same port."""
 
-    def __init__(self, system: System, out: Path) -> None:
+    def __init__(self, system: ProcfileProcesses, out: Path) -> None:
         self.system = system
         self.port = free_port()
         self.out = out
@@ -162,7 +162,7 @@ def test_duplicate_deliveries_and_a_replayed_dead_letter_send_nothing_twice(syst
     # ... and a dead letter of the received e-mail replayed to its handler, as admin's replay does
     with transaction.atomic():
         replay = outbox_store(
-            event=Event.from_dict(created.envelope), handler="notifications.send_registration_received"
+            envelope=Envelope.from_dict(created.envelope), handler="notifications.send_registration_received"
         )
     wait_until(lambda: OutboxMessage.objects.get(pk=replay.pk).sent_at is not None, what="the replay published")
     wait_until(

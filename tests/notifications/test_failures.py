@@ -7,7 +7,7 @@ import logging
 import pytest
 from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 
-from mice.events import Event
+from mice.events import Envelope
 from notifications.failures import EmailUnavailable, is_permanent, is_transient
 from notifications.handlers import OUTAGE, send_registration_received
 from notifications.models import EmailLog
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 
 
 def receive(data):
-    send_registration_received(Event.new(REGISTRATION_CREATED, subject=data["registration_id"], data=data))
+    send_registration_received(Envelope.new(REGISTRATION_CREATED, subject=data["registration_id"], data=data))
 
 
 def test_one_message_reaches_the_smtp_server_with_one_recipient_despite_a_cr_lf_name(smtp_server):

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from invoicing.models import Charge, Invoice
-from mice.events import Event
+from mice.events import Envelope
 from mice.outbox import emit
 from notifications.failures import EmailUnavailable
 from notifications.handlers import (
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.django_db
 
 
 def deliver(handler, etype, data):
-    handler(Event.new(etype, subject=data["registration_id"], data=data))
+    handler(Envelope.new(etype, subject=data["registration_id"], data=data))
 
 
 def html_of(message):
@@ -139,8 +139,8 @@ def test_a_paid_registration_is_confirmed_on_invoice_issued_with_the_pdf_and_a_s
     data = invoice_issued(invoice)
 
     with transaction.atomic():  # emit's rule: inside a transaction; then handled as a worker would
-        event = emit("invoice.issued", subject=data["registration_id"], data=data)
-    send_paid_registration_confirmed(event)
+        envelope = emit("invoice.issued", subject=data["registration_id"], data=data)
+    send_paid_registration_confirmed(envelope)
 
     [message] = mailoutbox
     assert message.subject == "Registration confirmed: PyCon 2027"
@@ -207,10 +207,10 @@ def test_a_cancellation_after_payment_says_it_is_refunded(mailoutbox):
 
 def test_the_same_event_handled_twice_sends_one_email(mailoutbox):
     data = created()
-    event = Event.new(REGISTRATION_CREATED, subject=data["registration_id"], data=data)
+    envelope = Envelope.new(REGISTRATION_CREATED, subject=data["registration_id"], data=data)
 
-    send_registration_received(event)
-    send_registration_received(event)
+    send_registration_received(envelope)
+    send_registration_received(envelope)
     deliver(send_registration_received, REGISTRATION_CREATED, data)  # a second event of the same kind, too
 
     assert len(mailoutbox) == 1

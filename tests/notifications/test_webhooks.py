@@ -8,7 +8,7 @@ import json
 import pytest
 from django.conf import settings
 
-from mice.events import Event
+from mice.events import Envelope
 from notifications.handlers import send_registration_received
 from notifications.models import EmailLog
 from registrations.events import REGISTRATION_CREATED
@@ -27,7 +27,7 @@ def credentials(secret: str) -> dict[str, str]:
 def sent_email() -> EmailLog:
     """An e-mail sent and recorded, with the id Postmark's API would have answered (anymail_status)."""
     data = created()
-    send_registration_received(Event.new(REGISTRATION_CREATED, subject=data["registration_id"], data=data))
+    send_registration_received(Envelope.new(REGISTRATION_CREATED, subject=data["registration_id"], data=data))
     EmailLog.objects.filter(registration_id=data["registration_id"]).update(esp_message_id=POSTMARK_MESSAGE_ID)
     return EmailLog.objects.get(registration_id=data["registration_id"])
 

@@ -4,8 +4,8 @@ import os
 import signal
 import time
 
-from mice.consumers import RetryPolicy, subscribe
-from mice.events import Event
+from mice.events import Envelope
+from mice.handlers import RetryPolicy, subscribe
 from mice.models import HandlerFailure
 from mice.outbox import emit
 from tests.probe.models import Effect, Switch
@@ -15,72 +15,72 @@ class FlakyError(Exception):
     """A stand-in for a provider timing out."""
 
 
-def _record(event: Event, handler: str) -> None:
-    Effect.objects.create(event_id=event.id, handler=handler)
+def _record(envelope: Envelope, handler: str) -> None:
+    Effect.objects.create(event_id=envelope.id, handler=handler)
 
 
 @subscribe("probe.pinged")
-def record_a(event: Event) -> None:
-    _record(event, "probe.record_a")
+def record_a(envelope: Envelope) -> None:
+    _record(envelope, "probe.record_a")
 
 
 @subscribe("probe.pinged")
-def record_b(event: Event) -> None:
-    _record(event, "probe.record_b")
+def record_b(envelope: Envelope) -> None:
+    _record(envelope, "probe.record_b")
 
 
 @subscribe("probe.flaked", retry=RetryPolicy(transient=(FlakyError,), attempts=4, backoff=0.5, cap=2.0))
-def flaky(event: Event) -> None:
+def flaky(envelope: Envelope) -> None:
     # Failed attempts are recorded by the machinery outside the rolled-back handler transaction.
-    failed_before = HandlerFailure.objects.filter(event_id=event.id, handler="tests.probe.flaky").count()
-    if failed_before < int(event.data.get("failures", 2)):
+    failed_before = HandlerFailure.objects.filter(event_id=envelope.id, handler="tests.probe.flaky").count()
+    if failed_before < int(envelope.data.get("failures", 2)):
         raise FlakyError(f"transient failure {failed_before + 1}")
-    _record(event, "probe.flaky")
+    _record(envelope, "probe.flaky")
 
 
 @subscribe("probe.stepped", retry=RetryPolicy(transient=(FlakyError,), attempts=4, backoff=0.2, cap=1.0), atomic=False)
-def stepped(event: Event) -> None:
+def stepped(envelope: Envelope) -> None:
     """Like a call outside the database: the step it records before failing stays committed."""
-    Effect.objects.create(event_id=event.id, handler="probe.stepped.before")
-    if Effect.objects.filter(event_id=event.id, handler="probe.stepped.before").count() <= int(
-        event.data.get("failures", 1)
+    Effect.objects.create(event_id=envelope.id, handler="probe.stepped.before")
+    if Effect.objects.filter(event_id=envelope.id, handler="probe.stepped.before").count() <= int(
+        envelope.data.get("failures", 1)
     ):
         raise FlakyError("failed after the committed step")
-    Effect.objects.create(event_id=event.id, handler="probe.stepped")
+    Effect.objects.create(event_id=envelope.id, handler="probe.stepped")
 
 
 @subscribe("probe.broke", retry=RetryPolicy(transient=(FlakyError,), attempts=3, backoff=0.2, cap=1.0))
-def always_fails(event: Event) -> None:
+def always_fails(envelope: Envelope) -> None:
     """Fails until the 'fixed' switch is on: transiently (so through every attempt), or as a bug."""
     if not Switch.objects.filter(name="fixed", on=True).exists():
-        if event.data.get("kind") == "bug":
+        if envelope.data.get("kind") == "bug":
             raise ValueError("always_fails has a bug: not transient, no retry")
         raise FlakyError("always_fails is down until the 'fixed' switch is on")
-    _record(event, "probe.always_fails")
+    _record(envelope, "probe.always_fails")
 
 
 @subscribe("probe.crashed", delivery_limit=2)
-def crash(event: Event) -> None:
+def crash(envelope: Envelope) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
 @subscribe("probe.slept")
-def slow(event: Event) -> None:
-    time.sleep(float(event.data.get("seconds", 0.1)))
-    _record(event, "probe.slow")
+def slow(envelope: Envelope) -> None:
+    time.sleep(float(envelope.data.get("seconds", 0.1)))
+    _record(envelope, "probe.slow")
 
 
 @subscribe("probe.chained")
-def chain(event: Event) -> None:
-    emit("probe.pinged", subject=event.subject, data={"n": 0})
+def chain(envelope: Envelope) -> None:
+    emit("probe.pinged", subject=envelope.subject, data={"n": 0})
 
 
 if os.environ.get("MICE_PROBE_NEW_CODE"):  # a deploy adding handlers (see tests/probe/events.py)
 
     @subscribe("probe.pinged")
-    def record_late(event: Event) -> None:
-        _record(event, "probe.record_late")
+    def record_late(envelope: Envelope) -> None:
+        _record(envelope, "probe.record_late")
 
     @subscribe("probe.introduced")
-    def record_introduced(event: Event) -> None:
-        _record(event, "probe.record_introduced")
+    def record_introduced(envelope: Envelope) -> None:
+        _record(envelope, "probe.record_introduced")

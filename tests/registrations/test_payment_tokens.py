@@ -108,7 +108,7 @@ def test_the_migration_redacts_tokens_stored_before_it_and_keeps_the_pending_one
     from django.db import transaction
 
     from mice.deadletters import dead_letter_record
-    from mice.events import Event, get_event_type
+    from mice.events import Envelope, get_event_type
     from mice.outbox import outbox_store
     from registrations import payloads
     from registrations.models import PaymentToken
@@ -120,15 +120,15 @@ def test_the_migration_redacts_tokens_stored_before_it_and_keeps_the_pending_one
     PaymentToken.objects.all().delete()
     envelopes = {}
     for registration, token in ((waiting, "tok_old_waiting"), (dead, "tok_old_dead")):
-        event = Event.new(
+        envelope = Envelope.new(
             get_event_type("registration.created"),
             subject=str(registration.pk),
             data={**payloads.registration_created(registration), "payment_token": token},
             correlation_id=str(registration.pk),
         )
-        envelopes[token] = event.to_dict()
+        envelopes[token] = envelope.to_dict()
     with transaction.atomic():
-        outbox_store(event=Event.from_dict(envelopes["tok_old_waiting"]))
+        outbox_store(envelope=Envelope.from_dict(envelopes["tok_old_waiting"]))
     # recorded as the recorder did before this release, which dropped no secret field
     from mice.events import EVENT_TYPES
 
@@ -156,4 +156,4 @@ def test_the_migration_redacts_tokens_stored_before_it_and_keeps_the_pending_one
     assert payment_token_get(registration_id=dead.pk) == "tok_old_dead"
     stored = DeadLetter.objects.get()
     assert "payment_token" not in stored.body[0][0]["data"]
-    assert Event.from_dict(stored.body[0][0]).data["registration_id"] == str(dead.pk)
+    assert Envelope.from_dict(stored.body[0][0]).data["registration_id"] == str(dead.pk)

@@ -37,46 +37,46 @@ def test_a_transient_failure_retries_with_growing_delays_held_by_the_broker_then
     watcher.start()
     try:
         with transaction.atomic():
-            event = emit("probe.flaked", subject="s", data={"failures": 2})
-        wait_until(lambda: Effect.objects.filter(event_id=event.id, handler="probe.flaky").exists(), timeout=30)
+            envelope = emit("probe.flaked", subject="s", data={"failures": 2})
+        wait_until(lambda: Effect.objects.filter(event_id=envelope.id, handler="probe.flaky").exists(), timeout=30)
     finally:
         done.set()
         watcher.join()
 
-    failures = list(HandlerFailure.objects.filter(event_id=event.id).order_by("attempt"))
+    failures = list(HandlerFailure.objects.filter(event_id=envelope.id).order_by("attempt"))
     assert [(f.attempt, f.outcome) for f in failures] == [(1, "retrying"), (2, "retrying")]
-    succeeded_at = Effect.objects.get(event_id=event.id).created_at
+    succeeded_at = Effect.objects.get(event_id=envelope.id).created_at
     # The delays grow (0.5 s, then 1 s) and each waited in the broker's retry queue, not in the worker.
     assert (failures[1].created_at - failures[0].created_at).total_seconds() >= 0.45
     assert (succeeded_at - failures[1].created_at).total_seconds() >= 0.95
     assert seen == {"tests.probe.flaky.retry.500ms": 1, "tests.probe.flaky.retry.1000ms": 1}
-    assert InboxEntry.objects.filter(event_id=event.id).count() == 1
+    assert InboxEntry.objects.filter(event_id=envelope.id).count() == 1
     time.sleep(1)
-    assert Effect.objects.filter(event_id=event.id, handler="probe.flaky").count() == 1
+    assert Effect.objects.filter(event_id=envelope.id, handler="probe.flaky").count() == 1
 
 
 def test_a_non_atomic_handler_keeps_what_it_committed_before_failing_and_is_skipped_once_it_succeeded(system):
     system.worker()
     system.relay()
     with transaction.atomic():
-        event = emit("probe.stepped", subject="s", data={"failures": 2})
-    wait_until(lambda: Effect.objects.filter(event_id=event.id, handler="probe.stepped").exists(), timeout=30)
+        envelope = emit("probe.stepped", subject="s", data={"failures": 2})
+    wait_until(lambda: Effect.objects.filter(event_id=envelope.id, handler="probe.stepped").exists(), timeout=30)
 
     # Each attempt's step committed on its own: an atomic handler's would have rolled back with its failure.
-    assert Effect.objects.filter(event_id=event.id, handler="probe.stepped.before").count() == 3
-    assert [f.outcome for f in HandlerFailure.objects.filter(event_id=event.id).order_by("attempt")] == [
+    assert Effect.objects.filter(event_id=envelope.id, handler="probe.stepped.before").count() == 3
+    assert [f.outcome for f in HandlerFailure.objects.filter(event_id=envelope.id).order_by("attempt")] == [
         "retrying",
         "retrying",
     ]
-    assert InboxEntry.objects.filter(event_id=event.id, handler="tests.probe.stepped").count() == 1
+    assert InboxEntry.objects.filter(event_id=envelope.id, handler="tests.probe.stepped").count() == 1
 
     # A redelivery after success is skipped by the inbox row written when the handler returned.
-    row = OutboxMessage.objects.get(event_id=event.id)
+    row = OutboxMessage.objects.get(event_id=envelope.id)
     OutboxMessage.objects.filter(pk=row.pk).update(sent_at=None)
     wait_until(lambda: OutboxMessage.objects.get(pk=row.pk).sent_at is not None)
-    skipped = re.compile(rf"event_id={event.id} .*handler=tests.probe.stepped .*outcome=duplicate")
+    skipped = re.compile(rf"event_id={envelope.id} .*handler=tests.probe.stepped .*outcome=duplicate")
     wait_until(lambda: skipped.search(system.dump_logs()), what="the handler skipping the redelivery")
-    assert Effect.objects.filter(event_id=event.id).count() == 4
+    assert Effect.objects.filter(event_id=envelope.id).count() == 4
 
 
 def test_a_handler_that_always_fails_is_dead_lettered_with_its_exception_and_a_replay_after_the_fix_runs_it_once(
@@ -86,19 +86,19 @@ def test_a_handler_that_always_fails_is_dead_lettered_with_its_exception_and_a_r
     system.relay()
     system.recorder()
     with transaction.atomic():
-        event = emit("probe.broke", subject="reg-1", data={})
+        envelope = emit("probe.broke", subject="reg-1", data={})
 
-    wait_until(lambda: DeadLetter.objects.filter(event_id=event.id).exists(), timeout=30, what="a dead letter")
-    dead = DeadLetter.objects.get(event_id=event.id)
+    wait_until(lambda: DeadLetter.objects.filter(event_id=envelope.id).exists(), timeout=30, what="a dead letter")
+    dead = DeadLetter.objects.get(event_id=envelope.id)
     assert dead.handler == dead.queue == "tests.probe.always_fails"
     assert dead.reason == "rejected"
     assert dead.attempts == 3  # the policy's attempts, counted across Celery's separate retry messages
     assert dead.exception_type == "tests.probe.handlers.FlakyError"
     assert "always_fails" in dead.traceback and "FlakyError" in dead.traceback
     assert dead.x_death[0]["queue"] == "tests.probe.always_fails"
-    assert dead.event_type == "probe.broke" and dead.correlation_id == event.correlationid
-    assert dead.body[0][0]["id"] == event.id
-    assert Effect.objects.filter(event_id=event.id).count() == 0
+    assert dead.event_type == "probe.broke" and dead.correlation_id == envelope.correlationid
+    assert dead.body[0][0]["id"] == envelope.id
+    assert Effect.objects.filter(event_id=envelope.id).count() == 0
 
     # when the bug is fixed and an operator replays it from the admin
     Switch.objects.create(name="fixed", on=True)
@@ -114,9 +114,9 @@ def test_a_handler_that_always_fails_is_dead_lettered_with_its_exception_and_a_r
     assert response.status_code == 302
 
     # then it runs once, in the handler that failed only
-    wait_until(lambda: Effect.objects.filter(event_id=event.id).exists(), timeout=30, what="the replay handled")
+    wait_until(lambda: Effect.objects.filter(event_id=envelope.id).exists(), timeout=30, what="the replay handled")
     time.sleep(1)
-    assert Effect.objects.filter(event_id=event.id).count() == 1
+    assert Effect.objects.filter(event_id=envelope.id).count() == 1
     dead.refresh_from_db()
     assert dead.status == DeadLetter.Status.REPLAYED
     action = DeadLetterAction.objects.get(dead_letter=dead)
@@ -128,30 +128,30 @@ def test_a_bug_is_not_retried_but_dead_lettered_at_once(system):
     system.relay()
     system.recorder()
     with transaction.atomic():
-        event = emit("probe.broke", subject="s", data={"kind": "bug"})
+        envelope = emit("probe.broke", subject="s", data={"kind": "bug"})
 
-    wait_until(lambda: DeadLetter.objects.filter(event_id=event.id).exists(), timeout=30)
-    dead = DeadLetter.objects.get(event_id=event.id)
+    wait_until(lambda: DeadLetter.objects.filter(event_id=envelope.id).exists(), timeout=30)
+    dead = DeadLetter.objects.get(event_id=envelope.id)
     assert dead.attempts == 1
     assert dead.exception_type == "builtins.ValueError"
-    assert [f.outcome for f in HandlerFailure.objects.filter(event_id=event.id)] == ["dead-lettered"]
+    assert [f.outcome for f in HandlerFailure.objects.filter(event_id=envelope.id)] == ["dead-lettered"]
 
 
 def test_a_worker_killed_mid_handler_processes_the_event_exactly_once(system):
     worker = system.worker()
     system.relay()
     with transaction.atomic():
-        event = emit("probe.slept", subject="s", data={"seconds": 3})
+        envelope = emit("probe.slept", subject="s", data={"seconds": 3})
     worker.wait_for_log("tests.probe.slow[")
     time.sleep(0.5)  # inside the handler's sleep, its transaction open
 
     worker.kill()  # SIGKILL, worker and pool together
     system.worker()
 
-    wait_until(lambda: Effect.objects.filter(event_id=event.id).exists(), timeout=40, what="the redelivery handled")
+    wait_until(lambda: Effect.objects.filter(event_id=envelope.id).exists(), timeout=40, what="the redelivery handled")
     time.sleep(1)
-    assert Effect.objects.filter(event_id=event.id).count() == 1
-    assert InboxEntry.objects.filter(event_id=event.id).count() == 1
+    assert Effect.objects.filter(event_id=envelope.id).count() == 1
+    assert InboxEntry.objects.filter(event_id=envelope.id).count() == 1
 
 
 def test_a_message_that_kills_its_worker_every_time_is_dead_lettered_and_innocent_messages_are_processed(system):
@@ -191,9 +191,9 @@ def test_a_queue_whose_arguments_changed_does_not_crash_the_worker(system, chang
     worker = system.worker()
     system.relay()
     with transaction.atomic():
-        event = emit("probe.pinged", subject="s", data={})
+        envelope = emit("probe.pinged", subject="s", data={})
 
-    wait_until(lambda: Effect.objects.filter(event_id=event.id).count() == 2, what="other handlers still served")
+    wait_until(lambda: Effect.objects.filter(event_id=envelope.id).count() == 2, what="other handlers still served")
     assert worker.alive()
     assert f"mice_topology --recreate {changed_queue}" in worker.log()
 

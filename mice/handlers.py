@@ -10,28 +10,26 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
-import threading
 import time
 import traceback
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-from amqp import Message
 from celery import Task, shared_task
 from celery.exceptions import Reject, Retry
 from django.db import DatabaseError, close_old_connections, connections, router, transaction
 from django.utils import timezone
 
-from mice.events import Event
+from mice.events import Envelope
 from mice.metrics import HANDLER_DEAD_LETTERED, HANDLER_DURATION, HANDLER_RETRIES, HANDLER_RUNS
 from mice.models import HandlerFailure, InboxEntry
 from mice.outbox import caused_by, purge_in_chunks
-from mice.publisher import BrokerUnavailable, ConfirmingPublisher, PublishOutcome
+from mice.publisher import BrokerUnavailable
+from mice.retry_publisher import retry_publisher
 from mice.subscriptions import DEFAULT_RETRY, SUBSCRIPTIONS, RetryPolicy, Subscription
-from mice.topology import RETRY, retry_queue
-from mice.wire import retry_message
+from mice.task_messages import retry_message
+from mice.topology import retry_queue
 
 __all__ = ["HandlerTask", "RetryPolicy", "subscribe"]
 
@@ -54,7 +52,7 @@ def subscribe(
     delivery_limit: int = 3,
     name: str | None = None,
     atomic: bool = True,
-) -> Callable[[Callable[[Event], None]], Callable[[Event], None]]:
+) -> Callable[[Callable[[Envelope], None]], Callable[[Envelope], None]]:
     """Subscribe a function to an event type; it runs once per event, in its own queue.
 
     The handler name (and queue) is `<app>.<function>` unless `name` is given. It is part of the
@@ -66,7 +64,7 @@ def subscribe(
     its inbox row exists (written when it returns).
     """
 
-    def decorate(func: Callable[[Event], None]) -> Callable[[Event], None]:
+    def decorate(func: Callable[[Envelope], None]) -> Callable[[Envelope], None]:
         app_label = func.__module__.rsplit(".", 1)[0]
         handler = name or f"{app_label}.{func.__name__}"
         if handler in SUBSCRIPTIONS:
@@ -81,8 +79,8 @@ def subscribe(
         )
         SUBSCRIPTIONS[handler] = subscription
 
-        def run(self: HandlerTask, envelope: dict[str, Any]) -> None:
-            self.deliver(envelope)
+        def run(self: HandlerTask, envelope_dict: dict[str, Any]) -> None:
+            self.deliver(envelope_dict)
 
         run.__name__ = func.__name__
         run.__module__ = func.__module__
@@ -100,7 +98,7 @@ class HandlerTask(Task):
     acks_late = True
     reject_on_worker_lost = True
 
-    def deliver(self, envelope: dict[str, Any]) -> None:
+    def deliver(self, envelope_dict: dict[str, Any]) -> None:
         sub = self.subscription
         # Database connections live across tasks (CELERY_DB_REUSE_MAX); drop one that broke or aged,
         # as Django does around each request.
@@ -109,22 +107,22 @@ class HandlerTask(Task):
         started = time.monotonic()
         context: dict[str, Any] = {"handler": sub.handler, "attempt": attempt, "task_id": self.request.id}
         try:
-            event = Event.from_dict(envelope)
+            envelope = Envelope.from_dict(envelope_dict)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             self._record_failure(None, context, exc, "dead-lettered")
             log.error("unreadable envelope", extra={"mice": {**context, "outcome": "dead-lettered"}})
             self._count(started, "dead-lettered")
             raise Reject(f"unreadable envelope: {exc!r}", requeue=False) from exc
-        context.update(event_id=event.id, correlation_id=event.correlationid, event_type=event.type)
+        context.update(event_id=envelope.id, correlation_id=envelope.correlationid, event_type=envelope.type)
         try:
-            outcome = self._run_once(event)
+            outcome = self._run_once(envelope)
         except Exception as exc:
             context["duration_ms"] = round((time.monotonic() - started) * 1000, 2)
             if sub.retry.is_transient(exc) and attempt < sub.retry.attempts:
                 delay_ms = sub.retry.delay_ms(attempt)
-                failure = self._record_failure(event, context, exc, "retrying")
+                failure = self._record_failure(envelope, context, exc, "retrying")
                 try:
-                    self._publish_retry(envelope, attempt + 1, delay_ms)
+                    self._publish_retry(envelope_dict, attempt + 1, delay_ms)
                 except Exception as publish_error:  # noqa: BLE001 - re-raised as a requeue
                     # Not parked for later, so not to be acknowledged: the broker keeps the message and
                     # redelivers it. Each redelivery counts against the delivery limit, so give the cause (a
@@ -144,7 +142,7 @@ class HandlerTask(Task):
                 )
                 self._count(started, "retrying")
                 raise Retry(exc=exc, when=delay_ms / 1000) from exc  # type: ignore[arg-type]
-            self._record_failure(event, context, exc, "dead-lettered")
+            self._record_failure(envelope, context, exc, "dead-lettered")
             log.error(
                 "handler failed, dead-lettering",
                 extra={"mice": {**context, "outcome": "dead-lettered", "error": repr(exc)}},
@@ -165,32 +163,32 @@ class HandlerTask(Task):
         elif outcome == "dead-lettered":
             HANDLER_DEAD_LETTERED.labels(handler).inc()
 
-    def _run_once(self, event: Event) -> str:
+    def _run_once(self, envelope: Envelope) -> str:
         """Run the handler and write the inbox row in one transaction; a second delivery is skipped.
 
         A non-atomic handler runs outside any transaction of ours, and its inbox row is written after it.
         """
         using = router.db_for_write(InboxEntry)
         if not self.subscription.atomic:
-            if InboxEntry.objects.using(using).filter(event_id=event.id, handler=self.subscription.handler).exists():
+            if InboxEntry.objects.using(using).filter(event_id=envelope.id, handler=self.subscription.handler).exists():
                 return "duplicate"
-            with caused_by(event):
-                self.subscription.func(event)
+            with caused_by(envelope):
+                self.subscription.func(envelope)
             with transaction.atomic(using=using):
-                self._inbox_insert(event, using)
+                self._inbox_insert(envelope, using)
             return "ok"
         with transaction.atomic(using=using):
-            if not self._inbox_insert(event, using):
+            if not self._inbox_insert(envelope, using):
                 return "duplicate"
-            with caused_by(event):
-                self.subscription.func(event)
+            with caused_by(envelope):
+                self.subscription.func(envelope)
         return "ok"
 
-    def _inbox_insert(self, event: Event, using: str) -> bool:
+    def _inbox_insert(self, envelope: Envelope, using: str) -> bool:
         """Write the inbox row; False if it was there already (the event was handled)."""
         connection = connections[using]
         event_id = InboxEntry._meta.get_field("event_id").get_db_prep_value(
-            uuid.UUID(event.id), connection, prepared=False
+            uuid.UUID(envelope.id), connection, prepared=False
         )
         with connection.cursor() as cursor:
             # One statement instead of get_or_create's select + savepoint + insert: this is the hot path.
@@ -201,7 +199,7 @@ class HandlerTask(Task):
             )
             return cursor.fetchone() is not None
 
-    def _publish_retry(self, envelope: dict[str, Any], next_attempt: int, delay_ms: int) -> None:
+    def _publish_retry(self, envelope_dict: dict[str, Any], next_attempt: int, delay_ms: int) -> None:
         """Park the message in the TTL'd retry queue; RabbitMQ dead-letters it back when the delay is over.
 
         Published `mandatory` and confirmed, like the relay's messages: if the retry queue is gone or
@@ -213,23 +211,23 @@ class HandlerTask(Task):
         message = retry_message(
             task_id=str(self.request.id),
             handler=self.subscription.handler,
-            envelope_json=json.dumps(envelope),
+            envelope_json=json.dumps(envelope_dict),
             attempt_header=ATTEMPT_HEADER,
             attempt=next_attempt,
         )
-        outcome = _retry_publisher(self.app.conf.broker_url).publish([(queue.name, queue.routing_key, message)])
+        outcome = retry_publisher(self.app.conf.broker_url).publish([(queue.name, queue.routing_key, message)])
         if outcome.failed:
             raise BrokerUnavailable(f"the retry was not stored: {outcome.failed[queue.name]}")
 
     def _record_failure(
-        self, event: Event | None, context: dict[str, Any], exc: BaseException, outcome: str
+        self, envelope: Envelope | None, context: dict[str, Any], exc: BaseException, outcome: str
     ) -> HandlerFailure | None:
         """Keep the exception for the dead-letter recorder and the admin (x-death has none)."""
         try:
             return HandlerFailure.objects.create(
-                event_id=event.id if event else "00000000-0000-0000-0000-000000000000",
+                event_id=envelope.id if envelope else "00000000-0000-0000-0000-000000000000",
                 handler=self.subscription.handler,
-                correlation_id=event.correlationid if event else "",
+                correlation_id=envelope.correlationid if envelope else "",
                 task_id=self.request.id or "",
                 attempt=context["attempt"],
                 outcome=outcome,
@@ -242,40 +240,3 @@ class HandlerTask(Task):
             # still retried or dead-lettered, which is what must not be lost.
             log.exception("could not record handler failure", extra={"mice": context})
             return None
-
-
-_publishers: dict[int, ConfirmingPublisher] = {}
-_publishers_lock = threading.Lock()
-
-
-def _retry_publisher(broker_url: str) -> _LockedPublisher:
-    """This process's publisher for retries: made in the process itself (never inherited across a fork)."""
-    with _publishers_lock:
-        publisher = _publishers.get(os.getpid())
-        if publisher is None:
-            _publishers.clear()
-            # No heartbeat: a worker child does not read its publishing connection while idle, so the broker
-            # would close it; a dead connection still fails within the confirm timeout.
-            publisher = _publishers[os.getpid()] = ConfirmingPublisher(broker_url, exchange=RETRY.name, heartbeat=0)
-    return _LockedPublisher(publisher)
-
-
-class _LockedPublisher:
-    """One publish at a time per process (a threads pool shares the publisher), reconnecting once if needed."""
-
-    def __init__(self, publisher: ConfirmingPublisher) -> None:
-        self.publisher = publisher
-
-    def publish(self, messages: list[tuple[Any, str, Message]]) -> PublishOutcome:
-        with _publishers_lock:
-            for last_try in (False, True):
-                try:
-                    if not self.publisher.connected:
-                        self.publisher.connect()
-                    else:
-                        self.publisher.keepalive()
-                    return self.publisher.publish(messages)
-                except BrokerUnavailable:
-                    if last_try:  # a connection that died while idle gets one fresh try
-                        raise
-            raise AssertionError("unreachable")
