@@ -216,7 +216,7 @@ def run_relays(*, broker_url: str, config: RelayConfig, concurrency: int) -> Non
     Each loop has its own database and broker connections and claims its own batches (SKIP LOCKED),
     exactly as separate relay processes would; in threads, one loop publishes while another waits
     on PostgreSQL or on confirms. Two loops drained a backlog about 25% faster than one
-    (bench/relay.py).
+    (bench/relay_throughput.py).
     """
     connection = connections[router.db_for_write(OutboxMessage)]
     if concurrency > 1 and not connection.features.has_select_for_update_skip_locked:
