@@ -31,8 +31,12 @@ PATIENCE = 90_000  # ms: a worker's start, a charge, retries and the dead-letter
 # Production's switch, over plain http:// on the loopback (tests.settings keeps the probe app installed).
 AS_PRODUCTION = {"DEBUG": "0"}
 # What each process of the Procfile logs once it is up.
-READY = {"relay": "relay connected", "worker": "ready.", "recorder": "dead-letter recorder started"}
-READY["scheduler"] = "upkeep started"
+READY = {
+    "relay": "relay connected",
+    "worker": "ready.",
+    "recorder": "dead-letter recorder started",
+    "scheduler": "upkeep started",
+}
 WIDE = {"width": 1600, "height": 900}  # staff's screen: admin's timeline is a wide table
 
 
