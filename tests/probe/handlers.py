@@ -75,6 +75,19 @@ def chain(envelope: Envelope) -> None:
     emit("probe.pinged", subject=envelope.subject, data={"n": 0})
 
 
+# A handler of the real saga whose outside system is down: only processes started with MICE_PROBE_FAULT_FILE
+# have it, and it fails transiently (so through every retry, then to the dead-letter queue) while that file
+# exists. A test clears the fault by deleting the file while the worker keeps running.
+FAULT_FILE = os.environ.get("MICE_PROBE_FAULT_FILE", "")
+if FAULT_FILE:
+
+    @subscribe("registration.confirmed", retry=RetryPolicy(transient=(FlakyError,), attempts=3, backoff=0.2, cap=1.0))
+    def export_attendee(event: Event) -> None:
+        if os.path.exists(FAULT_FILE):
+            raise FlakyError("the attendee export is down (the fault file exists)")
+        _record(event, "probe.export_attendee")
+
+
 if os.environ.get("MICE_PROBE_NEW_CODE"):  # a deploy adding handlers (see tests/probe/events.py)
 
     @subscribe("probe.pinged")
