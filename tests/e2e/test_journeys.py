@@ -22,7 +22,7 @@ from playwright.sync_api import BrowserContext, Locator, Page, expect
 
 from tests.e2e.test_pages import STATUS_PAGE, fill_form, mark_document, status_badge, submit
 from tests.factories import make_event
-from tests.processes import ROOT, System, free_port, procfile_command, wait_until
+from tests.processes import ROOT, ProcfileProcesses, free_port, procfile_command, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -59,7 +59,7 @@ class Journey:
         self.page.screenshot(path=str(self.path(step)), full_page=True)
 
 
-def start_the_procfile(system: System, *, but: tuple[str, ...] = (), **env: str) -> str:
+def start_the_procfile(system: ProcfileProcesses, *, but: tuple[str, ...] = (), **env: str) -> str:
     """Every process of the Procfile from its own line (except those in `but`); returns the web's base URL.
 
     The site's own URL is set as a deployment sets it: the links the pages and e-mails give (the invoice's)
@@ -80,7 +80,7 @@ def start_the_procfile(system: System, *, but: tuple[str, ...] = (), **env: str)
     return base_url
 
 
-def start_the_worker(system: System, base_url: str) -> None:
+def start_the_worker(system: ProcfileProcesses, base_url: str) -> None:
     worker = system.start(
         "worker", ["/bin/sh", "-c", procfile_command("worker")], **AS_PRODUCTION, MICE_SITE_URL=base_url
     )
@@ -132,7 +132,7 @@ def register_on_the_form(page: Page, journey: Journey, base_url: str, event_name
     expect(page).to_have_url(STATUS_PAGE)
 
 
-def test_an_attendee_pays_watches_the_confirmation_and_downloads_the_invoice(page: Page, system: System):
+def test_an_attendee_pays_watches_the_confirmation_and_downloads_the_invoice(page: Page, system: ProcfileProcesses):
     journey = Journey(page, "attendee-pays-and-downloads-the-invoice")
     # given: the Procfile's processes, the worker to come once the attendee is on the status page
     base_url = start_the_procfile(system, but=("worker",))
@@ -178,7 +178,9 @@ def test_an_attendee_pays_watches_the_confirmation_and_downloads_the_invoice(pag
     pypdfium2.PdfDocument(pdf)[0].render(scale=1.5).to_pil().save(journey.path("invoice-pdf"))
 
 
-def test_an_attendee_whose_card_is_declined_sees_the_registration_cancelled_and_why(page: Page, system: System):
+def test_an_attendee_whose_card_is_declined_sees_the_registration_cancelled_and_why(
+    page: Page, system: ProcfileProcesses
+):
     journey = Journey(page, "attendee-card-declined")
     # given: the Procfile's processes, the worker to come once the attendee is on the status page
     base_url = start_the_procfile(system, but=("worker",))
@@ -202,7 +204,7 @@ def test_an_attendee_whose_card_is_declined_sees_the_registration_cancelled_and_
 
 
 def test_staff_replay_a_dead_letter_from_admin_and_see_the_saga_complete(
-    page: Page, new_context: Callable[..., BrowserContext], system: System, tmp_path: Path
+    page: Page, new_context: Callable[..., BrowserContext], system: ProcfileProcesses, tmp_path: Path
 ):
     journey = Journey(page, "staff-replay-a-dead-letter")
     # given: every process of the Procfile, with a handler of the saga whose outside system is down

@@ -82,10 +82,10 @@ FAULT_FILE = os.environ.get("MICE_PROBE_FAULT_FILE", "")
 if FAULT_FILE:
 
     @subscribe("registration.confirmed", retry=RetryPolicy(transient=(FlakyError,), attempts=3, backoff=0.2, cap=1.0))
-    def export_attendee(event: Event) -> None:
+    def export_attendee(envelope: Envelope) -> None:
         if os.path.exists(FAULT_FILE):
             raise FlakyError("the attendee export is down (the fault file exists)")
-        _record(event, "probe.export_attendee")
+        _record(envelope, "probe.export_attendee")
 
 
 if os.environ.get("MICE_PROBE_NEW_CODE"):  # a deploy adding handlers (see tests/probe/events.py)
