@@ -74,6 +74,7 @@ class SagaStep:
     causation_id: str | None
     cause_type: str | None
     published_at: dt.datetime | None
+    due_at: dt.datetime  # when the relay may publish it: later than `at` for a held-back timeout or retry
     last_error: str
     replay_to: str
     handlers: tuple[HandlerOutcome, ...]
@@ -109,7 +110,8 @@ def saga(*, correlation_id: str) -> list[SagaStep]:
             if row.handler
             else [sub.handler for sub in SUBSCRIPTIONS.values() if sub.event_type == row.event_type]
         )
-        traced = {handler for (eid, handler) in {*processed, *failures, *dead} if eid == event_id}
+        # A replay goes to its one handler: the other handlers' traces belong to the original event's row.
+        traced = set() if row.handler else {h for (eid, h) in {*processed, *failures, *dead} if eid == event_id}
         outcomes = []
         for handler in sorted(set(expected) | traced):
             key = (event_id, handler)
@@ -145,6 +147,7 @@ def saga(*, correlation_id: str) -> list[SagaStep]:
                 causation_id=causation,
                 cause_type=type_of.get(str(causation)) if causation else None,
                 published_at=row.sent_at,
+                due_at=row.available_at,
                 last_error=row.last_error,
                 replay_to=row.handler,
                 handlers=tuple(outcomes),

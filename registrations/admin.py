@@ -13,7 +13,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from mice.selectors import saga
 from registrations.models import Event, Registration
@@ -89,8 +91,13 @@ class EventAdmin(admin.ModelAdmin):
 @admin.register(Registration)
 class RegistrationAdmin(admin.ModelAdmin):
     list_display = ("id", "event", "first_name", "last_name", "email", "status", "created_at")
+    list_select_related = ("event",)
     list_filter = ("status", "event")
     search_fields = ("id", "email", "last_name")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Registration]:
+        return super().get_queryset(request).select_related("event")  # its name in the page's title
+
     fields = (
         "id",
         "event",
@@ -183,7 +190,9 @@ class RegistrationAdmin(admin.ModelAdmin):
     def related(self, obj: Registration) -> str:
         """What other parts of the system hold for it (its charge, invoice, e-mails), offered through a hook."""
         links = registration_admin_links_get(registration_id=obj.id)
-        return format_html_join(" &middot; ", "<a href='{}'>{}</a>", ((link["url"], link["title"]) for link in links))
+        return format_html_join(
+            mark_safe(" &middot; "), "<a href='{}'>{}</a>", ((link["url"], link["title"]) for link in links)
+        )
 
     @admin.display(description="event timeline")
     def event_timeline(self, obj: Registration) -> str:
@@ -195,7 +204,12 @@ class RegistrationAdmin(admin.ModelAdmin):
             cause = (
                 f"caused by {step.cause_type}" if step.cause_type else ("first event" if not step.causation_id else "")
             )
-            published = f"published {step.published_at:%H:%M:%S.%f}"[:-3] if step.published_at else "not yet published"
+            if step.published_at:
+                published = f"published {step.published_at:%H:%M:%S.%f}"[:-3]
+            elif step.due_at > timezone.now():
+                published = f"held until {timezone.localtime(step.due_at):%Y-%m-%d %H:%M:%S}"
+            else:
+                published = "not yet published"
             handlers = format_html_join(
                 "",
                 "<li class='outcome-{}'><strong>{}</strong> {}{}{}</li>",

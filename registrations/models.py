@@ -100,7 +100,9 @@ class Registration(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.first_name} {self.last_name} for {self.event_id} ({self.status})"
+        # The event's name when it is loaded already (admin selects it); never a query per registration listed.
+        event = self.event.name if Registration.event.is_cached(self) else f"event {self.event_id}"
+        return f"{self.first_name} {self.last_name} for {event} ({self.status})"
 
 
 class PaymentToken(models.Model):

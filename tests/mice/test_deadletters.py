@@ -10,7 +10,8 @@ from django.urls import reverse
 
 from mice.deadletters import ReplayError, dead_letter_discard, dead_letter_record, dead_letter_replay
 from mice.events import Envelope, get_event_type
-from mice.models import DeadLetter, DeadLetterAction, HandlerFailure, OutboxMessage
+from mice.models import DeadLetter, DeadLetterAction, HandlerFailure, InboxEntry, OutboxMessage
+from mice.selectors import saga
 
 pytestmark = pytest.mark.django_db
 
@@ -93,6 +94,20 @@ def test_a_replay_goes_through_the_outbox_to_the_one_failed_handler_and_only_onc
     with pytest.raises(ReplayError, match="already replayed"):
         dead_letter_discard(dead_letter=dead, user=None)
     assert OutboxMessage.objects.count() == 1
+
+
+def test_the_timeline_shows_a_replay_with_its_one_handler_not_the_events_other_handlers():
+    # given an event another handler processed, and its failed handler's dead letter replayed
+    envelope, body, headers = dead_message()
+    InboxEntry.objects.create(event_id=envelope.id, handler="tests.probe.record")
+    dead_letter_replay(dead_letter=dead_letter_record(body=body, headers=headers, routing_key="x"), user=None)
+
+    # when staff read the saga
+    (replay,) = saga(correlation_id=envelope.correlationid)
+
+    # then the replay's row lists the handler it was sent to, and nothing else
+    assert replay.replay_to == "tests.probe.always_fails"
+    assert [outcome.handler for outcome in replay.handlers] == ["tests.probe.always_fails"]
 
 
 @pytest.fixture

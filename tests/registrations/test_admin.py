@@ -191,3 +191,8 @@ def test_the_timeline_shows_each_event_its_cause_and_every_handlers_outcome_with
     invoice = Invoice.objects.get(registration_id=registration.pk)
     assert f"invoice {invoice.number}" in html
     assert f"?registration_id={registration.pk}" in html
+    assert "&amp;middot;" not in html  # the links' separator is shown as a dot, not as escaped markup
+    # the deadline still held back says until when; the page names the conference, not its id
+    due = timezone.localtime(Registration.objects.get(pk=registration.pk).payment_due_at)
+    assert f"held until {due:%Y-%m-%d %H:%M}" in html
+    assert f"Ada Lovelace for {registration.event.name} (confirmed)" in html
