@@ -240,7 +240,12 @@ def report(cell: Cell) -> None:
 
 
 def measure(
-    args: argparse.Namespace, env: dict[str, str], broker_url: str, database_url: str, log_dir: Path
+    args: argparse.Namespace,
+    env: dict[str, str],
+    broker_url: str,
+    database_url: str,
+    log_dir: Path,
+    neighbours: Neighbours,
 ) -> list[Cell]:
     from tests.processes import System
 
@@ -266,6 +271,7 @@ def measure(
             condition = CONDITIONS[key]
             late = f", every reply {args.smtp_delay:g} s late" if condition.smtp_late else ""
             say(f"\n-- ({key}) {condition.title}{late} --")
+            say(f"  other test processes: {neighbours.check()}")
             with email_server(condition, smtp_port, args.smtp_delay, count_file, log_dir):
                 system.purge_queues()  # an earlier cell's backlog is not this cell's work
                 relay = system.relay(LOG_LEVEL="INFO")  # INFO: its "connected" line says it is ready
@@ -485,7 +491,7 @@ def main() -> int:
             f"\nEach cell: {args.warmup:g} s warm-up, {args.duration:g} s measured, {args.clients} clients, timeout "
             f"{args.timeout:g} s. registrations/s counts 202s; p50/p99 every request that ended in the window."
         )
-        cells = measure(args, env, broker_url, database_url, log_dir)
+        cells = measure(args, env, broker_url, database_url, log_dir, neighbours)
         print_end(neighbours)
         md = write_results(cells, info, neighbours, args, time.perf_counter() - wall)
         say("\n== summary (markdown) ==\n")
