@@ -45,6 +45,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,6 +68,7 @@ from bench.runtime import (  # noqa: E402
     setup_django,
 )
 from bench.smtp_server import accepted, smtp_server  # noqa: E402
+from tests.processes import Process, System  # noqa: E402
 
 FLAT = 1.2  # the event-driven path's p99 in (b)-(d) stays within this factor of (a)'s
 COLLAPSED = 0.5  # the baseline has collapsed when fewer than this share of (a)'s registrations succeed
@@ -104,9 +106,28 @@ PATHS = (
 
 
 @dataclasses.dataclass
-class Cell:
+class Run:
+    """One cell measured once (one round): its raw samples, kept so that the rounds can be pooled."""
+
     condition: str
     path: str
+    seconds: float
+    ok_ms: list[float]
+    error_ms: list[float]  # the time each failed request took to fail
+    error_kinds: dict[str, int]
+    error_samples: list[str]
+    cpu: dict[str, float]
+    committed: int = 0
+    emails_accepted: int = 0
+
+
+@dataclasses.dataclass
+class Cell:
+    """A condition x path, its rounds pooled: every sample of every round, over their measured seconds."""
+
+    condition: str
+    path: str
+    rounds: int
     seconds: float
     ok: int
     errors: int
@@ -114,6 +135,7 @@ class Cell:
     p50_ms: float
     p99_ms: float
     ok_p99_ms: float
+    round_p99_ms: list[float]
     committed: int
     emails_accepted: int
     web_cores: float
@@ -121,6 +143,40 @@ class Cell:
     machine_cores: float
     error_kinds: dict[str, int]
     error_samples: list[str]
+
+    @classmethod
+    def of(cls, runs: list[Run]) -> Cell:
+        seconds = sum(r.seconds for r in runs)
+        ok = [v for r in runs for v in r.ok_ms]
+        every = Percentiles.of([*ok, *(v for r in runs for v in r.error_ms)])
+        kinds: dict[str, int] = {}
+        for run in runs:
+            for kind, count in run.error_kinds.items():
+                kinds[kind] = kinds.get(kind, 0) + count
+
+        def cores(*names: str) -> float:
+            return sum(r.cpu.get(name, 0.0) for r in runs for name in names) / seconds
+
+        return cls(
+            condition=runs[0].condition,
+            path=runs[0].path,
+            rounds=len(runs),
+            seconds=seconds,
+            ok=len(ok),
+            errors=sum(len(r.error_ms) for r in runs),
+            rate=len(ok) / seconds,
+            p50_ms=every.p50,
+            p99_ms=every.p99,
+            ok_p99_ms=Percentiles.of(ok).p99,
+            round_p99_ms=[Percentiles.of([*r.ok_ms, *r.error_ms]).p99 for r in runs],
+            committed=sum(r.committed for r in runs),
+            emails_accepted=sum(r.emails_accepted for r in runs),
+            web_cores=cores("web"),
+            background_cores=cores("worker and recorder", "relay"),
+            machine_cores=cores("machine"),
+            error_kinds=kinds,
+            error_samples=[sample for r in runs for sample in r.error_samples][:3],
+        )
 
 
 def settings_env(database_url: str, broker_url: str, smtp_port: int, log_dir: Path) -> dict[str, str]:
@@ -169,31 +225,21 @@ def rabbitmq_stopped() -> Iterator[None]:
         say(f"  RabbitMQ started again (it was stopped for {time.perf_counter() - stopped:.0f} s)")
 
 
-def summarize(condition: str, path: str, outcomes: list[Outcome], t0: float, t1: float, cpu: dict[str, float]) -> Cell:
-    ok = [lat for o in outcomes for end, lat in o.ok if t0 <= end <= t1]
+def summarize(condition: str, path: str, outcomes: list[Outcome], t0: float, t1: float, cpu: dict[str, float]) -> Run:
+    """What ended in the measured window [t0, t1]."""
     errors = [e for o in outcomes for e in o.errors if t0 <= e[0] <= t1]
-    every = Percentiles.of([*(lat * 1000 for lat in ok), *(e[1] * 1000 for e in errors)])
     kinds: dict[str, int] = {}
     for _, _, status, _ in errors:
         kinds[status] = kinds.get(status, 0) + 1
-    seconds = t1 - t0
-    return Cell(
+    return Run(
         condition=condition,
         path=path,
-        seconds=seconds,
-        ok=len(ok),
-        errors=len(errors),
-        rate=len(ok) / seconds,
-        p50_ms=every.p50,
-        p99_ms=every.p99,
-        ok_p99_ms=Percentiles.of(lat * 1000 for lat in ok).p99,
-        committed=0,
-        emails_accepted=0,
-        web_cores=cpu.get("web", 0.0) / seconds,
-        background_cores=(cpu.get("worker and recorder", 0.0) + cpu.get("relay", 0.0)) / seconds,
-        machine_cores=cpu.get("machine", 0.0) / seconds,
+        seconds=t1 - t0,
+        ok_ms=[lat * 1000 for o in outcomes for end, lat in o.ok if t0 <= end <= t1],
+        error_ms=[lat * 1000 for _, lat, _, _ in errors],
         error_kinds=kinds,
         error_samples=[f"{status}: {body[:200]}" for _, _, status, body in errors[:3]],
+        cpu=cpu,
     )
 
 
@@ -204,18 +250,18 @@ def run_cell(
     background: dict[str, ProcMatch],
     count_file: Path,
     args: argparse.Namespace,
-) -> Cell:
+) -> Run:
     slugs = fresh_events(args.events)
     assert server.process is not None
     probe = CpuProbe({"web": process_and_children(server.process.pid), **background})
     client = http_client(server.port, slugs, f"{condition.key}{path.key}", path=path.url, timeout=args.timeout)
     emails_before = accepted(count_file)
     outcomes, t0, t1, cpu = drive(client, args.clients, args.warmup, args.duration, probe)
-    cell = summarize(condition.key, path.key, outcomes, t0, t1, cpu)
-    cell.emails_accepted = accepted(count_file) - emails_before
-    cell.committed = registrations_committed(slugs)
-    report(cell)
-    return cell
+    run = summarize(condition.key, path.key, outcomes, t0, t1, cpu)
+    run.emails_accepted = accepted(count_file) - emails_before
+    run.committed = registrations_committed(slugs)
+    report(Cell.of([run]))
+    return run
 
 
 def ms(value: float) -> str:
@@ -247,8 +293,6 @@ def measure(
     log_dir: Path,
     neighbours: Neighbours,
 ) -> list[Cell]:
-    from tests.processes import System
-
     workers, threads, options = procfile_web()
     system = System(database_url=database_url, broker_url=broker_url, log_dir=log_dir)
     system.env.update(env)  # production settings, not the tests'
@@ -257,7 +301,7 @@ def measure(
     event_server = Gunicorn(
         workers, threads, {**env, "DJANGO_SETTINGS_MODULE": PATHS[0].settings}, log_dir, options, "event-driven"
     )
-    cells: list[Cell] = []
+    runs: list[Run] = []
     try:
         started = time.perf_counter()
         event_server.start()
@@ -267,39 +311,61 @@ def measure(
             f"  started gunicorn {workers}x{threads} ({' '.join(options)}), worker, recorder in "
             f"{time.perf_counter() - started:.1f} s"
         )
-        for key in args.conditions:
-            condition = CONDITIONS[key]
-            late = f", every reply {args.smtp_delay:g} s late" if condition.smtp_late else ""
-            say(f"\n-- ({key}) {condition.title}{late} --")
-            say(f"  other test processes: {neighbours.check()}")
-            with email_server(condition, smtp_port, args.smtp_delay, count_file, log_dir):
-                system.purge_queues()  # an earlier cell's backlog is not this cell's work
-                relay = system.relay(LOG_LEVEL="INFO")  # INFO: its "connected" line says it is ready
-                baseline = Gunicorn(
-                    workers, threads, {**env, "DJANGO_SETTINGS_MODULE": PATHS[1].settings}, log_dir, options, "baseline"
-                )
-                try:
-                    relay.wait_for_log("relay connected to the broker", timeout=60)
-                    baseline.start()
-                    background = {"worker and recorder": in_group(worker.pid), "relay": in_group(relay.pid)}
-                    broker = contextlib.nullcontext() if condition.broker_up else rabbitmq_stopped()
-                    with broker:
-                        cells.append(run_cell(condition, PATHS[0], event_server, background, count_file, args))
-                        relay.terminate()  # the baseline's design has no relay: its outbox rows stay unsent
-                        if condition.broker_up:
-                            system.purge_queues()  # the worker's backlog would weigh on the baseline's cores
-                        cells.append(run_cell(condition, PATHS[1], baseline, background, count_file, args))
-                finally:
-                    relay.terminate()
-                    baseline.stop()
-            for process in (worker, recorder):
-                if not process.alive():
-                    say(f"  WARNING: the {process.name} died (the event-driven path had nothing behind it):")
-                    say(process.log()[-3000:])
+        for n in range(1, args.rounds + 1):
+            for key in args.conditions:
+                condition = CONDITIONS[key]
+                late = f", every reply {args.smtp_delay:g} s late" if condition.smtp_late else ""
+                of = f" (round {n} of {args.rounds})" if args.rounds > 1 else ""
+                say(f"\n-- ({key}) {condition.title}{late}{of} --")
+                say(f"  other test processes: {neighbours.check()}")
+                runs.extend(condition_runs(condition, system, event_server, worker, smtp_port, count_file, args))
+                for process in (worker, recorder):
+                    if not process.alive():
+                        say(f"  WARNING: the {process.name} died (the event-driven path had nothing behind it):")
+                        say(process.log()[-3000:])
     finally:
         system.stop_all()
         event_server.stop()
-    return cells
+    return [
+        Cell.of(chosen)
+        for key in args.conditions
+        for path in PATHS
+        if (chosen := [r for r in runs if r.condition == key and r.path == path.key])
+    ]
+
+
+def condition_runs(
+    condition: Condition,
+    system: System,
+    event_server: Gunicorn,
+    worker: Process,
+    smtp_port: int,
+    count_file: Path,
+    args: argparse.Namespace,
+) -> list[Run]:
+    """Both paths under one condition: the event-driven one with a relay running, then the baseline on a fresh
+    server (the abandoned requests of an earlier condition must not weigh on it) with none."""
+    runs: list[Run] = []
+    workers, threads, options = event_server.workers, event_server.threads, event_server.options
+    env = {**event_server.env, "DJANGO_SETTINGS_MODULE": PATHS[1].settings}
+    with email_server(condition, smtp_port, args.smtp_delay, count_file, system.log_dir):
+        system.purge_queues()  # an earlier cell's backlog is not this cell's work
+        relay = system.relay(LOG_LEVEL="INFO")  # INFO: its "connected" line says it is ready
+        baseline = Gunicorn(workers, threads, env, system.log_dir, options, "baseline")
+        try:
+            relay.wait_for_log("relay connected to the broker", timeout=60)
+            baseline.start()
+            background = {"worker and recorder": in_group(worker.pid), "relay": in_group(relay.pid)}
+            with contextlib.nullcontext() if condition.broker_up else rabbitmq_stopped():
+                runs.append(run_cell(condition, PATHS[0], event_server, background, count_file, args))
+                relay.terminate()  # the baseline's design has no relay: its outbox rows stay unsent
+                if condition.broker_up:
+                    system.purge_queues()  # the worker's backlog would weigh on the baseline's cores
+                runs.append(run_cell(condition, PATHS[1], baseline, background, count_file, args))
+        finally:
+            relay.terminate()
+            baseline.stop()
+    return runs
 
 
 def cell_of(cells: list[Cell], condition: str, path: str) -> Cell | None:
@@ -408,12 +474,27 @@ def failed_share(cell: Cell) -> float:
     return 100.0 * cell.errors / ended if ended else math.nan
 
 
+def json_ready(value: Any) -> Any:
+    """NaN (a figure without samples) as null: JSON has no NaN."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
 def write_results(
     cells: list[Cell], info: dict[str, str], neighbours: Neighbours, args: argparse.Namespace, seconds: float
 ) -> list[str]:
     args.out.mkdir(parents=True, exist_ok=True)
     shared = neighbours.verdict()
     per_cell = f"{args.warmup:g} s warm-up + {args.duration:g} s measured per cell"
+    if args.rounds > 1:
+        per_cell = f"{args.rounds} rounds of {per_cell}, pooled"
     md = [
         f"{measured_on(info)} {args.clients} concurrent clients, {per_cell}, client timeout {args.timeout:g} s; "
         f"{seconds:.0f} s from the start to these figures. {shared}",
@@ -422,19 +503,22 @@ def write_results(
         "",
         *verdicts(cells),
     ]
+    if args.rounds > 1:
+        md += ["", "p99 of each round, ms (the spread is the machine's noise):"]
+        md += [
+            f"- ({c.condition}) {next(p.title for p in PATHS if p.key == c.path)}: "
+            + ", ".join(ms(v) for v in c.round_p99_ms)
+            for c in cells
+        ]
     (args.out / "decoupling.md").write_text("\n".join(md) + "\n")
     payload = {
         "machine": info,
         "neighbours": shared,
-        "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "arguments": vars(args),
         "run_seconds": round(seconds, 1),
-        "cells": [
-            {**dataclasses.asdict(c), "p99_ratio_to_a": ratio(cells, c)}
-            for c in cells  # NaN (no sample) is written as null below
-        ],
+        "cells": [{**dataclasses.asdict(c), "p99_ratio_to_a": ratio(cells, c)} for c in cells],
     }
-    text = json.dumps(payload, indent=2, default=str).replace("NaN", "null")
-    (args.out / "decoupling.json").write_text(text + "\n")
+    (args.out / "decoupling.json").write_text(json.dumps(json_ready(payload), indent=2) + "\n")
     subtitle = f"{measured_on(info)} {per_cell}, {args.clients} clients. {shared}"
     chart(cells, args.out / "decoupling.png", subtitle, args)
     return md
@@ -451,6 +535,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients (default 16)")
     parser.add_argument("--events", type=int, default=8, help="events the registrations are spread over")
     parser.add_argument("--duration", type=float, default=15.0, help="measured seconds per cell (default 15)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="go through the conditions this many times, pooling each cell's samples (on a shared machine, "
+        "e.g. --rounds 3 --duration 5: other load drifts over the rounds instead of landing on one condition)",
+    )
     parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds of load before each cell")
     parser.add_argument("--timeout", type=float, default=10.0, help="client timeout, s (default 10)")
     parser.add_argument("--smtp-delay", type=float, default=2.0, help="(b): seconds each SMTP reply comes late")
