@@ -27,7 +27,8 @@ under four conditions:
 Per condition, the event-driven cell runs first, then the baseline on a freshly started server (the
 baseline's abandoned requests of one condition must not weigh on the next); each cell starts from emptied
 queues and fresh events, then --warmup s of load, then --duration s measured. A cell's throughput counts the
-202s; its p50/p99 count every request that ended in the window, an error at the time it took to fail.
+202s that ended in the measured window; its p50/p99 and errors count every request under way at some time in
+the window, with its whole latency (a failure at the time it took to fail, a hang at the client timeout).
 
 Figures go to --out (bench/results/ by default): decoupling.json, decoupling.md and the chart decoupling.png.
 """
@@ -112,8 +113,9 @@ class Run:
     condition: str
     path: str
     seconds: float
-    ok_ms: list[float]
-    error_ms: list[float]  # the time each failed request took to fail
+    ok_in_window: int  # 202s that ended in the measured window
+    ok_ms: list[float]  # latencies of the 202s under way in the window
+    error_ms: list[float]  # the time each failed request under way in the window took to fail
     error_kinds: dict[str, int]
     error_samples: list[str]
     cpu: dict[str, float]
@@ -129,8 +131,9 @@ class Cell:
     path: str
     rounds: int
     seconds: float
-    ok: int
-    errors: int
+    ok: int  # 202s that ended in the measured windows
+    requests: int  # requests under way in the measured windows, answered or failed
+    errors: int  # failed requests among those
     rate: float
     p50_ms: float
     p99_ms: float
@@ -162,9 +165,10 @@ class Cell:
             path=runs[0].path,
             rounds=len(runs),
             seconds=seconds,
-            ok=len(ok),
+            ok=sum(r.ok_in_window for r in runs),
+            requests=len(ok) + sum(len(r.error_ms) for r in runs),
             errors=sum(len(r.error_ms) for r in runs),
-            rate=len(ok) / seconds,
+            rate=sum(r.ok_in_window for r in runs) / seconds,
             p50_ms=every.p50,
             p99_ms=every.p99,
             ok_p99_ms=Percentiles.of(ok).p99,
@@ -226,8 +230,15 @@ def rabbitmq_stopped() -> Iterator[None]:
 
 
 def summarize(condition: str, path: str, outcomes: list[Outcome], t0: float, t1: float, cpu: dict[str, float]) -> Run:
-    """What ended in the measured window [t0, t1]."""
-    errors = [e for o in outcomes for e in o.errors if t0 <= e[0] <= t1]
+    """Throughput from the 202s that ended in the measured window [t0, t1]; latencies and errors from every
+    request under way at some time in it, each with its whole latency. A request that hangs until its
+    timeout thus counts even when the window is shorter than the timeout (the clients finish the requests
+    they have under way after t1, so those end too)."""
+
+    def under_way(end: float, latency: float) -> bool:
+        return end >= t0 and end - latency <= t1
+
+    errors = [e for o in outcomes for e in o.errors if under_way(e[0], e[1])]
     kinds: dict[str, int] = {}
     for _, _, status, _ in errors:
         kinds[status] = kinds.get(status, 0) + 1
@@ -235,7 +246,8 @@ def summarize(condition: str, path: str, outcomes: list[Outcome], t0: float, t1:
         condition=condition,
         path=path,
         seconds=t1 - t0,
-        ok_ms=[lat * 1000 for o in outcomes for end, lat in o.ok if t0 <= end <= t1],
+        ok_in_window=sum(1 for o in outcomes for end, _ in o.ok if t0 <= end <= t1),
+        ok_ms=[lat * 1000 for o in outcomes for end, lat in o.ok if under_way(end, lat)],
         error_ms=[lat * 1000 for _, lat, _, _ in errors],
         error_kinds=kinds,
         error_samples=[f"{status}: {body[:200]}" for _, _, status, body in errors[:3]],
@@ -468,10 +480,9 @@ def chart(cells: list[Cell], out: Path, subtitle: str, args: argparse.Namespace)
 
 
 def failed_share(cell: Cell) -> float:
-    """Failed requests as a percentage of those that ended in the window: comparable between a condition
+    """Failed requests as a percentage of those under way in the window: comparable between a condition
     whose failures take 10 s each and one whose failures are instant, unlike their counts."""
-    ended = cell.ok + cell.errors
-    return 100.0 * cell.errors / ended if ended else math.nan
+    return 100.0 * cell.errors / cell.requests if cell.requests else math.nan
 
 
 def json_ready(value: Any) -> Any:
@@ -580,7 +591,8 @@ def main() -> int:
         setup_django(env)
         say(
             f"\nEach cell: {args.warmup:g} s warm-up, {args.duration:g} s measured, {args.clients} clients, timeout "
-            f"{args.timeout:g} s. registrations/s counts 202s; p50/p99 every request that ended in the window."
+            f"{args.timeout:g} s. registrations/s counts the 202s that ended in the window; p50/p99 every request "
+            "under way in it."
         )
         cells = measure(args, env, broker_url, database_url, log_dir, neighbours)
         print_end(neighbours)
