@@ -179,7 +179,7 @@ class Cell:
             background_cores=cores("worker and recorder", "relay"),
             machine_cores=cores("machine"),
             error_kinds=kinds,
-            error_samples=[sample for r in runs for sample in r.error_samples][:3],
+            error_samples=list(dict.fromkeys(sample for r in runs for sample in r.error_samples))[:3],
         )
 
 
@@ -250,7 +250,9 @@ def summarize(condition: str, path: str, outcomes: list[Outcome], t0: float, t1:
         ok_ms=[lat * 1000 for o in outcomes for end, lat in o.ok if under_way(end, lat)],
         error_ms=[lat * 1000 for _, lat, _, _ in errors],
         error_kinds=kinds,
-        error_samples=[f"{status}: {body[:200]}" for _, _, status, body in errors[:3]],
+        error_samples=list(
+            {status: f"{status}: {' '.join(body.split())[:160]}" for _, _, status, body in errors}.values()
+        ),
         cpu=cpu,
     )
 
