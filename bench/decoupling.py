@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import http.client
 import json
 import math
 import os
@@ -45,6 +46,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -176,7 +178,7 @@ class Cell:
             committed=sum(r.committed for r in runs),
             emails_accepted=sum(r.emails_accepted for r in runs),
             web_cores=cores("web"),
-            background_cores=cores("worker and recorder", "relay"),
+            background_cores=cores("worker", "recorder", "relay"),
             machine_cores=cores("machine"),
             error_kinds=kinds,
             error_samples=list(dict.fromkeys(sample for r in runs for sample in r.error_samples))[:3],
@@ -257,6 +259,24 @@ def summarize(condition: str, path: str, outcomes: list[Outcome], t0: float, t1:
     )
 
 
+def prime(server: Gunicorn, path: Design) -> None:
+    """Have each worker process of a fresh server load what its first request loads (the urlconf, the views'
+    modules, the baseline's PDF fonts) before it is measured: seconds of imports on a busy machine are not a
+    design's cost. Empty bodies, refused by validation (400): nothing is registered, charged or sent."""
+
+    def one(_: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+        try:
+            conn.request("POST", path.url, body="{}", headers={"Content-Type": "application/json"})
+            conn.getresponse().read()
+        finally:
+            conn.close()
+
+    slots = server.workers * server.threads  # enough at once that every worker process gets some
+    with ThreadPoolExecutor(slots) as pool:
+        list(pool.map(one, range(4 * slots)))
+
+
 def run_cell(
     condition: Condition,
     path: Design,
@@ -319,6 +339,7 @@ def measure(
     try:
         started = time.perf_counter()
         event_server.start()
+        prime(event_server, PATHS[0])
         worker = system.worker(concurrency=2)  # as the Procfile's worker: -c 2
         recorder = system.recorder()
         say(
@@ -332,7 +353,9 @@ def measure(
                 of = f" (round {n} of {args.rounds})" if args.rounds > 1 else ""
                 say(f"\n-- ({key}) {condition.title}{late}{of} --")
                 say(f"  other test processes: {neighbours.check()}")
-                runs.extend(condition_runs(condition, system, event_server, worker, smtp_port, count_file, args))
+                runs.extend(
+                    condition_runs(condition, system, event_server, [worker, recorder], smtp_port, count_file, args)
+                )
                 for process in (worker, recorder):
                     if not process.alive():
                         say(f"  WARNING: the {process.name} died (the event-driven path had nothing behind it):")
@@ -352,7 +375,7 @@ def condition_runs(
     condition: Condition,
     system: System,
     event_server: Gunicorn,
-    worker: Process,
+    behind: list[Process],
     smtp_port: int,
     count_file: Path,
     args: argparse.Namespace,
@@ -369,7 +392,9 @@ def condition_runs(
         try:
             relay.wait_for_log("relay connected to the broker", timeout=60)
             baseline.start()
-            background = {"worker and recorder": in_group(worker.pid), "relay": in_group(relay.pid)}
+            prime(baseline, PATHS[1])
+            # Each was started in a session of its own: its process group is it and its children (a worker's pool).
+            background = {process.name: in_group(process.pid) for process in [*behind, relay]}
             with contextlib.nullcontext() if condition.broker_up else rabbitmq_stopped():
                 runs.append(run_cell(condition, PATHS[0], event_server, background, count_file, args))
                 relay.terminate()  # the baseline's design has no relay: its outbox rows stay unsent

@@ -21,12 +21,16 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from config.celery import app  # the Celery app of the worker, configured from the project's settings
 from invoicing.documents import render, unicode_fonts
 from invoicing.gateways import get_gateway
 from registrations.apis.registrations import RegistrationCreateApi
 from registrations.selectors import event_get
 
 _register = RegistrationCreateApi.as_view()
+# Once per process, when the urlconf is loaded, rather than in the first measured requests: the fonts take
+# seconds to parse (the worker parses them once too), and the Celery app is what a naive design imports.
+_FONTS = unicode_fonts()
 
 
 @csrf_exempt
@@ -47,7 +51,7 @@ def registration_create_synchronously(request: HttpRequest) -> HttpResponse:
     )
     if not charge.succeeded:
         raise RuntimeError(f"charge declined: {charge.decline_code}")
-    pdf = render(_invoice(registration_id, form, event, charge.reference), fonts=unicode_fonts())
+    pdf = render(_invoice(registration_id, form, event, charge.reference), fonts=_FONTS)
     message = EmailMessage(
         subject=f"Your registration for {event.name}",
         body=f"Dear {form['first_name']},\n\nyou are registered for {event.name}. Your invoice is attached.\n",
@@ -98,8 +102,6 @@ def _publish(body: dict[str, Any]) -> None:
     """Publish as Celery's `delay()` does: a pooled producer, its retry policy, confirms (the project's
     CELERY_BROKER_TRANSPORT_OPTIONS). To the default exchange under a key no queue is bound to: the broker
     confirms and drops it, so no consumer's work weighs on the measurement, only the round trip does."""
-    from config.celery import app  # the Celery app of the worker, configured from the project's settings
-
     with app.producer_pool.acquire(block=True) as producer:
         producer.publish(
             body,
