@@ -71,7 +71,7 @@ from bench.runtime import (  # noqa: E402
     setup_django,
 )
 from bench.smtp_server import accepted, smtp_server  # noqa: E402
-from tests.processes import Process, System  # noqa: E402
+from tests.processes import Process, ProcfileProcesses  # noqa: E402
 
 FLAT = 1.2  # the event-driven path's p99 in (b)-(d) stays within this factor of (a)'s
 COLLAPSED = 0.5  # the baseline has collapsed when fewer than this share of (a)'s registrations succeed
@@ -328,7 +328,7 @@ def measure(
     neighbours: Neighbours,
 ) -> list[Cell]:
     workers, threads, options = procfile_web()
-    system = System(database_url=database_url, broker_url=broker_url, log_dir=log_dir)
+    system = ProcfileProcesses(database_url=database_url, broker_url=broker_url, log_dir=log_dir)
     system.env.update(env)  # production settings, not the tests'
     count_file = log_dir / "smtp-accepted.txt"
     smtp_port = int(env["EMAIL_PORT"])
@@ -373,7 +373,7 @@ def measure(
 
 def condition_runs(
     condition: Condition,
-    system: System,
+    system: ProcfileProcesses,
     event_server: Gunicorn,
     behind: list[Process],
     smtp_port: int,
