@@ -342,6 +342,7 @@ def measure(
         prime(event_server, PATHS[0])
         worker = system.worker(concurrency=2)  # as the Procfile's worker: -c 2
         recorder = system.recorder()
+        neighbours.own_groups |= {worker.pid, recorder.pid}  # each leads a process group of its own
         say(
             f"  started gunicorn {workers}x{threads} ({' '.join(options)}), worker, recorder in "
             f"{time.perf_counter() - started:.1f} s"
@@ -354,7 +355,9 @@ def measure(
                 say(f"\n-- ({key}) {condition.title}{late}{of} --")
                 say(f"  other test processes: {neighbours.check()}")
                 runs.extend(
-                    condition_runs(condition, system, event_server, [worker, recorder], smtp_port, count_file, args)
+                    condition_runs(
+                        condition, system, event_server, [worker, recorder], smtp_port, count_file, neighbours, args
+                    )
                 )
                 for process in (worker, recorder):
                     if not process.alive():
@@ -378,6 +381,7 @@ def condition_runs(
     behind: list[Process],
     smtp_port: int,
     count_file: Path,
+    neighbours: Neighbours,
     args: argparse.Namespace,
 ) -> list[Run]:
     """Both paths under one condition: the event-driven one with a relay running, then the baseline on a fresh
@@ -388,6 +392,7 @@ def condition_runs(
     with email_server(condition, smtp_port, args.smtp_delay, count_file, system.log_dir):
         system.purge_queues()  # an earlier cell's backlog is not this cell's work
         relay = system.relay(LOG_LEVEL="INFO")  # INFO: its "connected" line says it is ready
+        neighbours.own_groups.add(relay.pid)
         baseline = Gunicorn(workers, threads, env, system.log_dir, options, "baseline")
         try:
             relay.wait_for_log("relay connected to the broker", timeout=60)
