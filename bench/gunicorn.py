@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -22,12 +23,34 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def procfile_web() -> tuple[int, int, tuple[str, ...]]:
+    """The Procfile's `web:` line as (workers, threads, its other options), its --bind left out (we pick a port)."""
+    from tests.processes import procfile_command
+
+    words = shlex.split(procfile_command("web"))
+    workers, threads, options = 1, 1, []
+    words = words[words.index("config.wsgi") + 1 :]
+    while words:
+        word = words.pop(0)
+        if word in ("--workers", "-w"):
+            workers = int(words.pop(0))
+        elif word == "--threads":
+            threads = int(words.pop(0))
+        elif word in ("--bind", "-b"):
+            words.pop(0)
+        else:
+            options.append(word)
+    return workers, threads, tuple(options)
+
+
 @dataclass
 class Gunicorn:
     workers: int
     threads: int
     env: dict[str, str]
     log_dir: Path
+    options: tuple[str, ...] = ()  # further command-line options, e.g. the Procfile's --preload
+    name: str = ""  # in the log file's name, when several servers of one shape run
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
@@ -39,7 +62,8 @@ class Gunicorn:
 
     def start(self) -> None:
         self.port = free_port()
-        self.log_path = self.log_dir / f"gunicorn-{self.workers}x{self.threads}.log"
+        prefix = f"gunicorn-{self.name}-" if self.name else "gunicorn-"
+        self.log_path = self.log_dir / f"{prefix}{self.workers}x{self.threads}.log"
         cmd = [
             str(ROOT / ".venv" / "bin" / "gunicorn"),
             "config.wsgi",
@@ -54,6 +78,7 @@ class Gunicorn:
             str(self.log_path),
             "--log-level",
             "warning",
+            *self.options,
         ]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(

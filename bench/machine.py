@@ -75,6 +75,9 @@ class Neighbours:
     PRESSURE = 50.0  # a benchmark's own load alone can reach 20-30% of CPU pressure
 
     def __init__(self) -> None:
+        # Process groups of this benchmark's own subprocesses started in sessions of their own (tests.processes
+        # starts the relay, worker and recorder so): theirs too, not neighbours.
+        self.own_groups: set[int] = set()
         self.checks = 0
         self.names: set[str] = set()
         self.pressures: list[float] = []
@@ -86,7 +89,8 @@ class Neighbours:
             if not entry.name.isdigit():
                 continue
             try:
-                if os.getpgid(int(entry.name)) == mine:  # this benchmark and the servers it started
+                group = os.getpgid(int(entry.name))
+                if group == mine or group in self.own_groups:  # this benchmark and the servers it started
                     continue
                 argv = (entry / "cmdline").read_bytes().split(b"\0")
             except OSError:

@@ -20,15 +20,12 @@ tables, so runs are comparable. Where one registration's time goes: bench/regist
 from __future__ import annotations
 
 import argparse
-import http.client
-import json
 import os
 import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -38,10 +35,10 @@ if str(ROOT) not in sys.path:
 
 from bench.cpu import CpuProbe, ProcMatch, backends_of, process_and_children, this_process  # noqa: E402
 from bench.gunicorn import Gunicorn  # noqa: E402
+from bench.load import Client, Outcome, drive, http_client  # noqa: E402
 from bench.machine import Neighbours, describe, measured_on, print_end, print_machine  # noqa: E402
 from bench.measure import Percentiles  # noqa: E402
 from bench.registering import (  # noqa: E402
-    attendee,
     bench_db_name,
     django_env,
     fresh_events,
@@ -49,16 +46,6 @@ from bench.registering import (  # noqa: E402
     registrations_committed,
 )
 from bench.runtime import DEFAULT_PG_URL, bench_database, bench_run, migrate, say, setup_django  # noqa: E402
-
-Client = Callable[[int, threading.Event, "Outcome"], None]  # (client index, stop, what it saw)
-
-
-@dataclass
-class Outcome:
-    """What one client thread saw: (completion time, latency s) per success; errors as (time, status, body)."""
-
-    ok: list[tuple[float, float]] = field(default_factory=list)
-    errors: list[tuple[float, str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -83,32 +70,6 @@ class RunResult:
         return max(0.0, self.cpu.get("machine", 0.0) - ours) / self.seconds
 
 
-def drive(
-    client: Client, clients: int, warmup: float, duration: float, probe: CpuProbe
-) -> tuple[list[Outcome], float, float, dict[str, float]]:
-    """Run `clients` threads of `client` for warmup + duration s; their outcomes, the window, the CPU used in it."""
-    stop = threading.Event()
-    outcomes = [Outcome() for _ in range(clients)]
-    threads = [
-        threading.Thread(target=client, args=(i, stop, outcomes[i]), name=f"client-{i}", daemon=True)
-        for i in range(clients)
-    ]
-    for t in threads:
-        t.start()
-    try:
-        time.sleep(warmup)  # by its end every connection (and its PostgreSQL backend) exists
-        probe.begin()
-        t0 = time.perf_counter()
-        time.sleep(duration)
-        t1 = time.perf_counter()
-        used = probe.end()
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(timeout=60)
-    return outcomes, t0, t1, used
-
-
 def summarize(
     label: str, events: int, clients: int, outcomes: list[Outcome], t0: float, t1: float, cpu: dict[str, float]
 ) -> RunResult:
@@ -128,7 +89,7 @@ def summarize(
         cpu=cpu,
         count=len(done),
         seconds=t1 - t0,
-        error_samples=[f"{status}: {body[:300]}" for _, status, body in errors[:5]],
+        error_samples=[f"{status}: {body[:300]}" for _, _, status, body in errors[:5]],
     )
 
 
@@ -157,34 +118,6 @@ def report(result: RunResult) -> None:
         say("      WARNING: seats_taken does not match the 202s answered")
 
 
-def http_client(port: int, slugs: list[str], tag: str) -> Client:
-    def client(index: int, stop: threading.Event, outcome: Outcome) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        n = 0
-        while not stop.is_set():
-            n += 1
-            body = json.dumps(attendee(slugs[(index + n) % len(slugs)], f"{tag}.{index}.{n}@bench.example.com"))
-            started = time.perf_counter()
-            try:
-                conn.request("POST", "/api/registrations/", body=body, headers=headers)
-                response = conn.getresponse()
-                answer = response.read()
-            except (OSError, http.client.HTTPException) as exc:
-                outcome.errors.append((time.perf_counter(), type(exc).__name__, str(exc)))
-                conn.close()
-                time.sleep(0.01)
-                continue
-            ended = time.perf_counter()
-            if response.status == 202:
-                outcome.ok.append((ended, ended - started))
-            else:
-                outcome.errors.append((ended, str(response.status), answer.decode(errors="replace")))
-        conn.close()
-
-    return client
-
-
 def service_client(slugs: list[str], tag: str) -> Client:
     from django.db import connections
 
@@ -197,7 +130,8 @@ def service_client(slugs: list[str], tag: str) -> Client:
                 try:
                     register(slugs[(index + n) % len(slugs)], f"{tag}.{index}.{n}@bench.example.com")
                 except Exception as exc:  # noqa: BLE001 - reported, like a non-202
-                    outcome.errors.append((time.perf_counter(), type(exc).__name__, str(exc)))
+                    ended = time.perf_counter()
+                    outcome.errors.append((ended, ended - started, type(exc).__name__, str(exc)))
                     continue
                 ended = time.perf_counter()
                 outcome.ok.append((ended, ended - started))
