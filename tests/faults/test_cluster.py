@@ -8,13 +8,16 @@ to another node and nothing is lost or done twice. Runs on the local cluster of 
 import collections
 import itertools
 import time
+import uuid
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from invoicing.gateways import SandboxGateway
 from invoicing.models import Invoice
 from mice.models import DeadLetter, OutboxMessage
+from mice.outbox import emit
 from mice.topology import all_queues
 from registrations.models import Registration
 from registrations.services import registration_create
@@ -48,6 +51,7 @@ def test_a_cluster_that_loses_a_node_mid_run_loses_and_doubles_nothing(cluster, 
     event = make_event(capacity=REGISTRATIONS)
     tokens = itertools.cycle(TOKENS)
     registrations: list[tuple[Registration, str]] = []
+    broken: list[str] = []
     started = time.monotonic()
 
     # when registrations keep coming while node 1 crashes, stays down a while and comes back
@@ -70,6 +74,9 @@ def test_a_cluster_that_loses_a_node_mid_run_loses_and_doubles_nothing(cluster, 
             payment_token=token,
         )
         registrations.append((registration, token))
+        if i % 30 == 0:  # and a handler that fails through all its retries now and then: a dead letter each
+            with transaction.atomic():
+                broken.append(emit("probe.broke", subject=f"broken{i}", data={}).id)
         time.sleep(0.1)
 
     wait_until(
@@ -77,6 +84,9 @@ def test_a_cluster_that_loses_a_node_mid_run_loses_and_doubles_nothing(cluster, 
         timeout=600,
         interval=1,
         what="every registration settled",
+    )
+    wait_until(
+        lambda: DeadLetter.objects.count() >= len(broken), timeout=300, interval=1, what="every dead letter recorded"
     )
     mailbox = Mailbox(mail)
     wait_until(lambda: len(mailbox.messages()) >= 2 * REGISTRATIONS, timeout=300, interval=1, what="every e-mail sent")
@@ -106,21 +116,22 @@ def test_a_cluster_that_loses_a_node_mid_run_loses_and_doubles_nothing(cluster, 
         charges[charged] += 1
         invoices[invoiced] += 1
     due_unsent = OutboxMessage.objects.filter(sent_at__isnull=True, available_at__lte=timezone.now()).count()
-    dead_letters = list(DeadLetter.objects.values_list("handler", "reason", "exception_type"))
+    dead_letters = sorted(DeadLetter.objects.values_list("event_id", "handler", "reason"))
     left_in_queues = {q.name: queue_depth(cluster.url(2), q.name) for q in all_queues()}
     members = cluster.quorum_members("mice.dead_letters")
     print(
         f"\n{REGISTRATIONS} registrations on a 3-node cluster, node {KILLED} killed at "
         f"{killed_at - started:.1f}s and back at {restarted_at - started:.1f}s; everything settled in "
         f"{settled_in:.1f}s. Charges per registration: {dict(charges)}; invoices: {dict(invoices)}; "
-        f"due outbox rows unsent: {due_unsent}; dead letters: {len(dead_letters)}; "
+        f"due outbox rows unsent: {due_unsent}; dead letters: {len(dead_letters)} of {len(broken)}; "
         f"mice.dead_letters members: {members}"
     )
     assert wrong == []
     # nothing stalled either: a lost dead-letter confirm once held retries for 6 minutes (docs/operations.md)
     assert settled_in < 300
     assert due_unsent == 0
-    assert dead_letters == []
+    # every message that failed for good was recorded once, and only those
+    assert dead_letters == sorted((uuid.UUID(event_id), "tests.probe.always_fails", "rejected") for event_id in broken)
     assert {name: depth for name, depth in left_in_queues.items() if depth} == {}
     assert set(members) == {"mice-c1@localhost", "mice-c2@localhost", "mice-c3@localhost"}
     assert all(process.alive() for process in [*workers, *relays])
