@@ -15,11 +15,11 @@ from django.db import connections
 from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
 from django.urls import Resolver404, resolve
 from django.views import defaults
-from kombu import Connection
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 
+from mice.brokers import broker_connect, broker_urls
 from mice.metrics import known_label, process_registry
 from mice.selectors import dead_letters_waiting, outbox_backlog
 from mice.subscriptions import SUBSCRIPTIONS
@@ -76,8 +76,9 @@ def _check_database() -> dict[str, Any]:
 
 
 def _check_broker() -> dict[str, Any]:
-    with Connection(settings.CELERY_BROKER_URL, connect_timeout=CHECK_TIMEOUT, heartbeat=0) as connection:
-        connection.connect()
+    """One node of the broker's URL list answering is enough: with a cluster, the processes fail over too."""
+    connection, _ = broker_connect(broker_urls(settings.CELERY_BROKER_URL), connect_timeout=CHECK_TIMEOUT, heartbeat=0)
+    connection.release()
     return {}
 
 

@@ -20,6 +20,8 @@ from typing import Any
 from amqp import Message
 from kombu import Connection
 
+from mice.brokers import broker_host, broker_urls
+
 log = logging.getLogger("mice.publisher")
 
 
@@ -60,6 +62,8 @@ class ConfirmingPublisher:
         should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
         self.url = url
+        self.urls = broker_urls(url)
+        self.node = 0  # the index in `urls` of the node connected to last
         self.exchange = exchange
         self.declare = declare
         self.confirm_timeout = confirm_timeout
@@ -75,10 +79,27 @@ class ConfirmingPublisher:
         self._outcome = PublishOutcome(set(), {})
 
     def connect(self) -> list[Any]:
-        """Connect, run `declare` (the topology), open a confirm-mode channel. Returns what `declare` returned."""
+        """Connect, run `declare` (the topology), open a confirm-mode channel. Returns what `declare` returned.
+
+        With a list of URLs (a cluster), each node is tried once, from the one that answered last: a node
+        that died sends this to the next, and a process does not keep knocking at a dead node first.
+        """
         self.close()
+        failures: list[str] = []
+        for step in range(len(self.urls)):
+            node = (self.node + step) % len(self.urls)
+            try:
+                declared = self._connect_to(self.urls[node])
+            except BrokerUnavailable as exc:
+                failures.append(f"{broker_host(self.urls[node])}: {exc}")
+                continue
+            self.node = node
+            return declared
+        raise BrokerUnavailable("; ".join(failures))
+
+    def _connect_to(self, url: str) -> list[Any]:
         connection = Connection(
-            self.url,
+            url,
             connect_timeout=5,
             heartbeat=self.heartbeat,
             transport_options={
@@ -90,7 +111,7 @@ class ConfirmingPublisher:
         )
         broker_errors = connection.connection_errors + connection.channel_errors
         try:
-            connection.connect()
+            connection.ensure_connection(max_retries=0, reraise_as_library_errors=False)
             declared = self.declare(connection) if self.declare else []
             channel: Any = connection.channel()
             channel.confirm_select()
@@ -105,6 +126,11 @@ class ConfirmingPublisher:
         channel.events["basic_return"].add(self._on_return)
         self.connection, self._channel, self._tag, self.blocked = connection, channel, 0, None
         return declared
+
+    @property
+    def host(self) -> str:
+        """host:port of the node this publisher talks to (or last talked to)."""
+        return broker_host(self.urls[self.node])
 
     @property
     def connected(self) -> bool:

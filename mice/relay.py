@@ -94,7 +94,7 @@ class Relay:
                 if not self.publisher.connected:
                     for mismatch in self.publisher.connect():
                         log.error(mismatch.advice())
-                    log.info("relay connected to the broker")
+                    log.info("relay connected to the broker", extra={"mice": {"broker": self.publisher.host}})
                 if self.publisher.blocked:
                     # Claiming rows now would hold their locks until the confirm timeout: wait unlocked.
                     self.publisher.wait_unblocked(self.config.poll_interval)

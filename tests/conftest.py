@@ -11,6 +11,7 @@ import pytest
 from django.db import connection
 
 from tests.broker import throwaway_vhost
+from tests.cluster import Cluster, rabbitmq_cluster
 from tests.processes import ProcfileProcesses
 
 
@@ -54,6 +55,39 @@ def system(
         print(running.dump_logs())
     running.stop_all()
     running.purge_queues()
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    """The local three-node RabbitMQ cluster (scripts/rabbitmq-cluster) with a vhost of this test's own."""
+    with rabbitmq_cluster() as running:
+        yield running
+
+
+@pytest.fixture
+def cluster_system(
+    cluster: Cluster, database_url: str, static_root: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[ProcfileProcesses]:
+    """As `system`, with every process given the cluster's broker URL list."""
+    running = ProcfileProcesses(
+        database_url=database_url, broker_url=cluster.broker_url, log_dir=tmp_path, static_root=static_root
+    )
+    yield running
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        print(running.dump_logs())
+    running.stop_all()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The long form of the fault-injection suite (marker `long`) runs only when MICE_FAULTS_LONG=1; otherwise
+    it is deselected, never skipped, so a run without it does not count it as passed."""
+    if os.environ.get("MICE_FAULTS_LONG") == "1":
+        return
+    long_form = [item for item in items if item.get_closest_marker("long")]
+    if long_form:
+        config.hook.pytest_deselected(items=long_form)
+        items[:] = [item for item in items if not item.get_closest_marker("long")]
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)

@@ -81,6 +81,15 @@ def test_readyz_is_503_naming_the_broker_when_it_does_not_answer_and_answers_in_
     assert checks["database"]["ok"] is True
 
 
+def test_readyz_is_200_when_one_node_of_a_broker_url_list_answers(settings, broker_url):
+    dead = [f"amqp://guest:guest@127.0.0.1:{free_port()}//" for _ in range(2)]
+    settings.CELERY_BROKER_URL = ";".join([*dead, broker_url])
+
+    response = Client().get("/readyz")
+
+    assert response.status_code == 200, response.content
+
+
 def test_readyz_and_healthz_are_not_redirected_to_https(settings, live_broker):
     settings.SECURE_SSL_REDIRECT = True
 

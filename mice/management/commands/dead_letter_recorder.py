@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -29,8 +29,13 @@ class DeadLetterRecorder(ConsumerMixin):
     def get_consumers(self, consumer_cls: Callable[..., Consumer], channel: Any) -> list[Consumer]:
         return [consumer_cls(queues=[DEAD_LETTERS], on_message=self.on_message, prefetch_count=20)]
 
-    def on_connection_revived(self) -> None:
-        maybe_declare_all(self.connection)
+    def on_consume_ready(
+        self, connection: Connection, channel: Any, consumers: Sequence[Consumer], **kwargs: Any
+    ) -> None:
+        """Declare the topology on the connection just made. ConsumerMixin consumes on a clone of
+        `self.connection` (which fails over along a `;`-separated URL list); `self.connection` itself stays
+        on the first node it reached, so declaring through it after that node died failed once more."""
+        maybe_declare_all(connection)
 
     def on_message(self, message: Message) -> None:
         try:

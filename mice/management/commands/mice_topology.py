@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from kombu import Connection
 
+from mice.brokers import broker_connect, broker_urls
 from mice.routing import route_forget, route_table, routes_declare
 from mice.subscriptions import SUBSCRIPTIONS
 from mice.topology import all_queues, queue_state
@@ -32,11 +33,12 @@ class Command(BaseCommand):
         if options["forget"]:
             self._forget(options["forget"])
             return
-        with Connection(settings.CELERY_BROKER_URL, connect_timeout=5) as connection:
-            try:
-                connection.ensure_connection(max_retries=1)
-            except Exception as exc:
-                raise CommandError(f"cannot reach the broker: {exc}") from exc
+        try:
+            # Any node of a cluster will do: exchanges, queues and bindings are the cluster's.
+            connection, _ = broker_connect(broker_urls(settings.CELERY_BROKER_URL), connect_timeout=5)
+        except Exception as exc:
+            raise CommandError(f"cannot reach the broker: {exc}") from exc
+        with connection:
             if options["recreate"]:
                 self._recreate(connection, options["recreate"])
             mismatches = routes_declare(connection)
