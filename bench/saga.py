@@ -59,6 +59,14 @@ LATENCY_TARGET_S = 1.0
 MEMORY_TARGET_MIB = 150.0
 RESULTS = ROOT / "bench" / "results" / "saga.json"
 
+# The handlers (queues) between a registration's commit and its confirmation e-mail, and its confirmed status.
+CRITICAL_PATH = (
+    "invoicing.charge_registration",
+    "invoicing.issue_invoice",
+    "notifications.send_paid_registration_confirmed",
+    "registrations.confirm_paid_registration",
+)
+
 # The confirmation e-mail's path, hop by hop: (label, from point, to point). Points are named in `points()`.
 HOPS = [
     ("commit -> registration.created published", "commit", "created_sent"),
@@ -110,6 +118,7 @@ def start_processes(database_url: str, broker_url: str, log_dir: Path, args: arg
         EMAIL_PORT=str(sink_port),
         SANDBOX_GATEWAY_PATH=str(log_dir / "sandbox-gateway.sqlite3"),
     )
+    system.env.update(args.set)  # experiments (--set): printed with the figures
     procs = Processes(system=system, sink_file=sink_file)
     try:
         sink = system.start(
@@ -121,6 +130,8 @@ def start_processes(database_url: str, broker_url: str, log_dir: Path, args: arg
             line = procfile_command("worker") + f" -n saga-{i}-%h@%h"
             if args.concurrency:
                 line += f" -c {args.concurrency}"
+            if args.critical_worker:  # worker 1 runs the confirmation's path alone, the others everything else
+                line += (" -Q " if i == 1 else " -X ") + ",".join(CRITICAL_PATH)
             worker = system.start(f"worker-{i}", ["/bin/sh", "-c", line])
             procs.roles[f"worker {i}"] = worker
         for i in range(1, args.workers + 1):
@@ -556,6 +567,8 @@ def summary(
         "this machine."
     )
     say(neighbours.verdict())
+    if experiments(args):
+        say(f"EXPERIMENT, not the Procfile's settings: {experiments(args)}.")
     say()
     say(
         "| offered /s | completed sagas /s (over the run) | kept up "
@@ -597,6 +610,20 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=5.0, help="unmeasured seconds of load first (default 5)")
     parser.add_argument("--workers", type=int, default=1, help="Celery worker processes (the Procfile's line each)")
     parser.add_argument("--concurrency", type=int, default=0, help="pool children per worker (default: the Procfile's)")
+    parser.add_argument(
+        "--critical-worker",
+        action="store_true",
+        help="EXPERIMENT (not the Procfile): worker 1 consumes only the confirmation's path "
+        "(-Q), the other workers everything else (-X); needs --workers 2 or more",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        type=lambda s: tuple(s.split("=", 1)),
+        metavar="NAME=VALUE",
+        help="EXPERIMENT: an environment variable for every process (repeatable), e.g. MICE_WORKER_TASK_EVENTS=0",
+    )
     parser.add_argument("--senders", type=int, default=16, help="sender threads (open loop; default 16)")
     parser.add_argument("--events", type=int, default=1, help="MICE events the registrations go to (default 1)")
     parser.add_argument("--drain-timeout", type=float, default=180.0, help="s to wait for the saga after the load")
@@ -605,7 +632,20 @@ def parse_args() -> argparse.Namespace:
         "--results", type=Path, default=RESULTS, help=f"JSON figures (default {RESULTS.relative_to(ROOT)})"
     )
     parser.add_argument("--keep-logs", action="store_true", help="keep the processes' logs (path is printed)")
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.critical_worker and args.workers < 2:
+        parser.error("--critical-worker needs --workers 2 or more")
+    return args
+
+
+def experiments(args: argparse.Namespace) -> str:
+    """What this run changed from the Procfile and the production settings ("" for nothing)."""
+    changes = [f"{name}={value}" for name, value in args.set]
+    if args.critical_worker:
+        changes.append("worker 1 -Q " + ",".join(CRITICAL_PATH) + ", the others -X the same")
+    if args.concurrency:
+        changes.append(f"-c {args.concurrency} per worker")
+    return "; ".join(changes)
 
 
 def main() -> int:
@@ -623,6 +663,7 @@ def main() -> int:
             broker_url=broker_url,
             processes=f"web (Procfile), relay, {args.workers} worker(s) x {args.concurrency or 'Procfile'} "
             "children, recorder",
+            **({"EXPERIMENT": experiments(args)} if experiments(args) else {}),
         )
         print_machine(info)
         env = {**django_env(database_url), "CELERY_BROKER_URL": broker_url}
@@ -660,6 +701,7 @@ def main() -> int:
             "targets": {"p95_commit_to_confirmation_s": LATENCY_TARGET_S, "memory_per_process_mib": MEMORY_TARGET_MIB},
             "workers": args.workers,
             "concurrency": args.concurrency or "Procfile (2)",
+            "experiment": experiments(args),
             "runs": results,
             "written_at": dt.datetime.now(dt.UTC).isoformat(),
         }
