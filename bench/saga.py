@@ -87,7 +87,7 @@ HOPS = [
 
 @dataclass
 class Processes:
-    """The Procfile's processes and the SMTP server, started through tests.processes.System."""
+    """The Procfile's processes and the SMTP server, started through tests.processes.ProcfileProcesses."""
 
     system: Any
     sink_file: Path
@@ -104,11 +104,11 @@ class Processes:
 
 @contextlib.contextmanager
 def start_processes(database_url: str, broker_url: str, log_dir: Path, args: argparse.Namespace) -> Iterator[Processes]:
-    from tests.processes import System, free_port, procfile_command
+    from tests.processes import ProcfileProcesses, free_port, procfile_command
 
     sink_port = free_port()
     sink_file = log_dir / "smtp-accepted.jsonl"
-    system = System(database_url=database_url, broker_url=broker_url, log_dir=log_dir)
+    system = ProcfileProcesses(database_url=database_url, broker_url=broker_url, log_dir=log_dir)
     # Production settings (config.settings, DEBUG off), not the tests' settings.
     system.env.update(django_env(database_url))
     system.env.pop("MICE_RELAY_POLL_INTERVAL", None)  # the production default
