@@ -1,7 +1,9 @@
 """A real SMTP server for tests (aiosmtpd): records every message it accepts as a JSON line in a file.
 
 Recipients whose local part starts with `refused` get a permanent 550, `later` a temporary 451; a message
-to `slow...` is accepted only after MICE_TEST_SMTP_SLOW seconds (time to kill the sender mid-send).
+to `slow...` is accepted only after MICE_TEST_SMTP_SLOW seconds (time to kill the sender mid-send). With
+MICE_TEST_SMTP_FAIL_RATE (0..1) that share of messages, at random, is refused with a temporary 451 at DATA:
+an unreliable provider.
 Run as a process (`python -m tests.notifications.smtp_sink PORT FILE`) so that a test can stop it and start
 it again, or in a thread with `start()`.
 """
@@ -13,6 +15,7 @@ import email
 import email.policy
 import json
 import os
+import random
 import signal
 import sys
 import threading
@@ -41,6 +44,8 @@ class Recorder:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if random.random() < float(os.environ.get("MICE_TEST_SMTP_FAIL_RATE", "0")):
+            return "451 4.3.0 temporarily unable to accept the message, try again later"
         if any(rcpt.startswith("slow") for rcpt in envelope.rcpt_tos):
             await asyncio.sleep(float(os.environ.get("MICE_TEST_SMTP_SLOW", "3")))
         content = envelope.content if isinstance(envelope.content, bytes) else str(envelope.content).encode()
