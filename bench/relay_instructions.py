@@ -131,10 +131,6 @@ def work(n: int, batch: int, ack_every: int) -> int:
     connection.transport.publisher = publisher
     publisher.connection = connection
     publisher._channel = _OfflineChannel(connection, ack_every)
-    if hasattr(publisher, "_frames"):  # a publisher that writes the frames itself
-        from amqp.method_framing import frame_writer
-
-        publisher._write_frame = frame_writer(connection.connection, publisher._frames)
     rows = claimed_rows(n)
     for start in range(0, n, batch):
         _, held_back = relay._publish(rows[start : start + batch])

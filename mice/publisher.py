@@ -13,12 +13,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import select
+import struct
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from amqp import Message, spec
-from amqp.method_framing import frame_writer
+from amqp import Message
 from amqp.serialization import dumps
 from kombu import Connection
 
@@ -31,22 +31,32 @@ log = logging.getLogger("mice.publisher")
 FLUSH_BYTES = 64 * 1024
 
 
-class _FrameBuffer:
-    """Where a frame writer puts frames until they are sent together."""
+_FRAME_HEAD = struct.Struct(">BHI")  # frame type, channel, payload size
+_CONTENT_HEADER = struct.Struct(">BHIHHQ")  # a content header frame's head: + class id, weight, body size
+_FRAME_END = b"\xce"
 
-    def __init__(self) -> None:
-        self.chunks: list[bytes] = []
-        self.size = 0
 
-    def write(self, data: Any) -> None:
-        self.chunks.append(bytes(data))  # py-amqp hands a view of a buffer it reuses for the next frame
-        self.size += len(data)
-
-    def take(self) -> bytes:
-        data = b"".join(self.chunks)
-        self.chunks.clear()
-        self.size = 0
-        return data
+def publish_frames(channel_id: int, publish_args: bytes, message: Message, frame_max: int) -> list[bytes]:
+    """The frames of one basic.publish, byte for byte those py-amqp's basic_publish sends: the method frame,
+    the content header (the message's properties) and the body in frames of at most `frame_max` bytes."""
+    body = message.body
+    if isinstance(body, str):  # as py-amqp does
+        body = body.encode(message.properties.setdefault("content_encoding", "utf-8"))
+    properties = message._serialize_properties()  # type: ignore[attr-defined]  # py-amqp's, typed by no stub
+    method = b"\x00\x3c\x00\x28" + publish_args  # basic (60) publish (40)
+    frames = [
+        _FRAME_HEAD.pack(1, channel_id, len(method)),
+        method,
+        _FRAME_END,
+        _CONTENT_HEADER.pack(2, channel_id, 12 + len(properties), 60, 0, len(body)),
+        properties,
+        _FRAME_END,
+    ]
+    chunk = frame_max - 8
+    for start in range(0, len(body), chunk):
+        part = body[start : start + chunk]
+        frames += (_FRAME_HEAD.pack(3, channel_id, len(part)), part, _FRAME_END)
+    return frames
 
 
 class BrokerUnavailable(RuntimeError):
@@ -97,8 +107,8 @@ class ConfirmingPublisher:
         self._channel: Any = None
         self._tag = 0
         self._pending: dict[int, Any] = {}
-        self._frames = _FrameBuffer()
-        self._write_frame: Callable[..., None] | None = None
+        self._frames: list[bytes] = []  # publish frames not sent yet
+        self._frames_size = 0
         self._publish_args: dict[str, bytes] = {}  # basic.publish's encoded arguments, by routing key
         self._oldest = 1  # no tag below this one is outstanding
         self._by_message_id: dict[str, Any] = {}
@@ -134,10 +144,7 @@ class ConfirmingPublisher:
         channel.events["basic_nack"].add(self._on_nack)
         channel.events["basic_return"].add(self._on_return)
         self.connection, self._channel, self._tag, self._oldest, self.blocked = connection, channel, 0, 1, None
-        # The same frames py-amqp's basic_publish writes (through the connection, which counts them for
-        # heartbeats), gathered here instead of sent one by one.
-        self._frames = _FrameBuffer()
-        self._write_frame = frame_writer(connection.connection, self._frames)
+        self._frames, self._frames_size = [], 0
         return declared
 
     @property
@@ -190,8 +197,7 @@ class ConfirmingPublisher:
         self._pending, self._by_message_id, self._oldest = {}, {}, self._tag + 1
         self._outcome = PublishOutcome(set(), {})
         try:
-            write_frame, frames, channel_id = self._write_frame, self._frames, self._channel.channel_id
-            assert write_frame is not None
+            channel_id, frame_max = self._channel.channel_id, self.connection.connection.frame_max  # type: ignore[union-attr]
             for key, routing_key, message in messages:
                 self._tag += 1
                 self._pending[self._tag] = key
@@ -202,8 +208,10 @@ class ConfirmingPublisher:
                     args = self._publish_args[routing_key] = dumps(
                         "Bssbb", (0, self.exchange, routing_key, True, False)
                     )
-                write_frame(1, channel_id, spec.Basic.Publish, args, message)
-                if frames.size >= FLUSH_BYTES:
+                frames = publish_frames(channel_id, args, message, frame_max)
+                self._frames += frames
+                self._frames_size += len(message.body) + 64
+                if self._frames_size >= FLUSH_BYTES:
                     self._flush()
                 if len(self._pending) >= self.window:
                     self._wait_for_confirms(until=self.window - 1)
@@ -240,11 +248,15 @@ class ConfirmingPublisher:
     def _flush(self) -> None:
         """Send the gathered frames, then read what the broker has already sent (confirms, connection.blocked)
         without waiting: as py-amqp's basic_publish does before each message, once per send here."""
-        if not self._frames.size:
+        if not self._frames:
             return
         assert self.connection is not None
         connection = self.connection.connection
-        connection.transport.write(self._frames.take())
+        data = b"".join(self._frames)
+        self._frames.clear()
+        self._frames_size = 0
+        connection.transport.write(data)
+        connection.bytes_sent += 1  # what py-amqp's frame writer counts: no heartbeat is due while we send
         while select.select([connection.sock], [], [], 0)[0]:
             self._read(0.01)  # not 0: py-amqp takes a non-blocking socket's EAGAIN for a broken connection
 

@@ -49,3 +49,35 @@ def test_a_retry_message_encodes_its_extra_header_as_py_amqp_does() -> None:
 def test_a_message_id_too_long_for_amqp_is_refused() -> None:
     with pytest.raises(ValueError, match="255 bytes"):
         task_message(outbox_id=1, handler="h" * 300, envelope_json="{}", event_id="e")
+
+
+class _Collect:
+    """A transport for py-amqp's frame writer that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def write(self, data: Any) -> None:
+        self.data += bytes(data)
+
+
+class _Connection:
+    frame_max = 4096
+    bytes_sent = 0
+
+
+@pytest.mark.parametrize("body", ["[[{}],{},{}]", "é" * 10_000, "", b"\x00\xff" * 5000])
+def test_the_publisher_frames_a_message_as_py_amqp_does(body: Any) -> None:
+    from amqp import spec
+    from amqp.method_framing import frame_writer
+    from amqp.serialization import dumps
+
+    from mice.publisher import publish_frames
+
+    message: Any = task_message(outbox_id=7, handler="tests.probe.slow", envelope_json="{}", event_id="e")
+    message.body = body
+    args = dumps("Bssbb", (0, "mice.events", "tests.probe.slow", True, False))
+    collected = _Collect()
+    frame_writer(_Connection(), collected)(1, 5, spec.Basic.Publish, args, message)
+
+    assert b"".join(publish_frames(5, args, message, _Connection.frame_max)) == collected.data
