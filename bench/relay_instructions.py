@@ -116,7 +116,7 @@ def claimed_rows(n: int) -> list[Any]:
     template = json.dumps({**envelope, "id": "{id}"})
     rows = []
     for i in range(1, n + 1):
-        event_id = uuid.UUID(int=i)
+        event_id = str(uuid.UUID(int=i))
         rows.append((i, probe_events.PROBE_TYPE, event_id, template.replace("{id}", str(event_id)), [HANDLER]))
     return rows
 
