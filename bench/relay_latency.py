@@ -277,8 +277,10 @@ def step_latency(rate: float, seconds: float, tag: str, emitters: int) -> dict[s
     handled = handled_at(ids)
     lat = Percentiles.of((handled[e] - commits[e]) * 1000 for e in ids if e in handled)
     span = max(handled.values()) - min(handled.values()) if len(handled) > 1 else math.nan
+    sent = sent_at(ids)
     return {
         "rate": rate,
+        "to_sent": Percentiles.of((sent[e] - commits[e]) * 1000 for e in ids if e in sent),
         "handled_rate": len(handled) / span if span else math.nan,
         "achieved": len(ids) / offered_secs,
         "latency": lat,
@@ -330,7 +332,8 @@ def capacity(broker_url: str, database_url: str, args: argparse.Namespace, log_d
                 say(
                     f"    {rate:>5.0f}/s offered, {step['achieved']:>5.0f}/s emitted: p50 {lat.p50:6.1f} ms, "
                     f"p99 {lat.p99:7.1f} ms, max {lat.max:7.1f} ms, missing {step['missing']}, "
-                    f"handled at {step['handled_rate']:.0f}/s: "
+                    f"handled at {step['handled_rate']:.0f}/s; commit -> relay marked sent p99 "
+                    f"{step['to_sent'].p99:.1f} ms: "
                     f"{'pass' if ok else 'FAIL'}"
                 )
                 if rate == 200:
