@@ -8,6 +8,9 @@ transaction and measures, per event, commit wall-clock time (here) to handler st
 created_at, in the worker). It also counts the CPU each process spent per event and the new PostgreSQL
 connections opened. Target: p99 < 100 ms, nothing missing.
 
+--capacity instead climbs steps of rate (200, 300, ... events/s, 10 s each) in several rounds and reports the
+highest rate whose p99 stays under 100 ms: median and spread over the rounds (about 3 minutes).
+
 Flags: see --help. --worker-db-reuse N runs the worker with CELERY_DB_REUSE_MAX=N (an experiment).
 """
 
@@ -19,6 +22,7 @@ import os
 import re
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -63,22 +67,41 @@ def db_sessions() -> int:
     return int(row[0]) if row and row[0] is not None else -1
 
 
-def offer_load(rate: float, seconds: float, tag: str) -> tuple[dict[str, float], float, float]:
-    """One emit per transaction, paced by the clock; returns ({event id: commit wall time}, seconds, worst lag)."""
+def offer_load(rate: float, seconds: float, tag: str, emitters: int = 1) -> tuple[dict[str, float], float, float]:
+    """One emit per transaction, paced by the clock; returns ({event id: commit wall time}, seconds, worst lag).
+
+    With `emitters` > 1, that many threads (each its own database connection) share the schedule, event i
+    going to thread i mod emitters: on a busy machine one thread's transactions cannot keep up with a high rate.
+    """
+    from django.db import connections
+
     total = round(rate * seconds)
     commits: dict[str, float] = {}
-    worst_lag = 0.0
+    lags = [0.0] * emitters
     started = time.perf_counter()
-    for i in range(total):
-        due = started + i / rate
-        now = time.perf_counter()
-        if due > now:
-            time.sleep(due - now)
-        else:
-            worst_lag = max(worst_lag, now - due)
-        event_id = probe_events.emit_probe(f"{tag}-{i}")
-        commits[event_id] = time.time()  # right after COMMIT returned
-    return commits, time.perf_counter() - started, worst_lag
+
+    def emit(k: int) -> None:
+        try:
+            for i in range(k, total, emitters):
+                due = started + i / rate
+                now = time.perf_counter()
+                if due > now:
+                    time.sleep(due - now)
+                else:
+                    lags[k] = max(lags[k], now - due)
+                event_id = probe_events.emit_probe(f"{tag}-{i}")
+                commits[event_id] = time.time()  # right after COMMIT returned
+        finally:
+            if k:
+                connections.close_all()  # this thread's own connection
+
+    threads = [threading.Thread(target=emit, args=(k,)) for k in range(1, emitters)]
+    for thread in threads:
+        thread.start()
+    emit(0)
+    for thread in threads:
+        thread.join()
+    return commits, time.perf_counter() - started, max(lags)
 
 
 def handled_at(event_ids: list[str]) -> dict[str, float]:
@@ -140,7 +163,7 @@ def latency(broker_url: str, database_url: str, args: argparse.Namespace, log_di
             )
             system.env.update(DJANGO_SETTINGS_MODULE="bench_worker_settings", PYTHONPATH=f"{log_dir}{os.pathsep}{ROOT}")
             say(f"  EXPERIMENT: worker with CELERY_DB_REUSE_MAX={args.worker_db_reuse}, not the project's settings")
-        worker = system.worker(concurrency=args.concurrency)
+        worker = system.worker(concurrency=args.concurrency, **worker_env(args))
         system.env = project_env
         relay = system.relay()
         relay.wait_for_log("relay connected to the broker", timeout=30)
@@ -164,7 +187,7 @@ def latency(broker_url: str, database_url: str, args: argparse.Namespace, log_di
         sessions_before = db_sessions()
         probe.begin()
         wall_before = time.perf_counter()
-        commits, offered_secs, worst_lag = offer_load(args.rate, args.duration, "load")
+        commits, offered_secs, worst_lag = offer_load(args.rate, args.duration, "load", args.emitters)
         ids = list(commits)
         wait_until(lambda: len(handled_at(ids)) >= len(ids), timeout=60, interval=0.25)
         cpu, spent = probe.end(), time.perf_counter() - wall_before
@@ -237,6 +260,129 @@ def latency(broker_url: str, database_url: str, args: argparse.Namespace, log_di
     }
 
 
+def worker_env(args: argparse.Namespace) -> dict[str, str]:
+    """--worker-env KEY=VALUE pairs: an experiment on the worker's environment, the project's files untouched."""
+    env = dict(pair.split("=", 1) for pair in args.worker_env)
+    if env:
+        say(f"  EXPERIMENT: worker environment {env}, not the project's defaults")
+    return env
+
+
+def step_latency(rate: float, seconds: float, tag: str, emitters: int) -> dict[str, Any]:
+    """One step of the capacity search: `rate` events/s for `seconds`, then commit -> handler start of each."""
+    commits, offered_secs, _ = offer_load(rate, seconds, tag, emitters)
+    ids = list(commits)
+    # Long enough for a backlog to drain, short enough that a rate far past capacity ends the search quickly.
+    wait_until(lambda: len(handled_at(ids)) >= len(ids), timeout=max(10.0, seconds), interval=0.25)
+    handled = handled_at(ids)
+    lat = Percentiles.of((handled[e] - commits[e]) * 1000 for e in ids if e in handled)
+    span = max(handled.values()) - min(handled.values()) if len(handled) > 1 else math.nan
+    sent = sent_at(ids)
+    return {
+        "rate": rate,
+        "to_sent": Percentiles.of((sent[e] - commits[e]) * 1000 for e in ids if e in sent),
+        "handled_rate": len(handled) / span if span else math.nan,
+        "achieved": len(ids) / offered_secs,
+        "latency": lat,
+        "missing": len(ids) - lat.count,
+    }
+
+
+def step_passes(step: dict[str, Any]) -> bool:
+    """p99 under the target, nothing missing, and the load really offered (the emitter is on this machine too)."""
+    return bool(
+        step["latency"].p99 < LATENCY_TARGET_MS and not step["missing"] and step["achieved"] >= 0.95 * step["rate"]
+    )
+
+
+def capacity(broker_url: str, database_url: str, args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
+    """The highest steady rate whose commit -> handler p99 stays under the target, in several rounds.
+
+    Each round climbs the steps (`--steps`) on one worker and one relay, and stops at the first step that
+    fails: p99 over the target, an event missing, or the emitter short of the offered rate (then the
+    machine, not the relay, was the limit, and the round says so).
+    """
+    from tests.processes import ProcfileProcesses
+
+    steps = [float(r) for r in args.steps.split(",")]
+    say(
+        f"\n== capacity: steps {', '.join(f'{r:.0f}' for r in steps)} events/s, {args.step_seconds:.0f} s each, "
+        f"{args.rounds} rounds; a round stops at the first step with p99 >= {LATENCY_TARGET_MS:.0f} ms, an event "
+        "missing, or fewer than 95% of the offered events emitted =="
+    )
+    probe_events.declare_topology(broker_url)
+    found: list[float] = []
+    at_200: list[float] = []
+    for round_no in range(1, args.rounds + 1):
+        probe_events.empty(broker_url)
+        system = ProcfileProcesses(database_url=database_url, broker_url=broker_url, log_dir=log_dir)
+        best = 0.0
+        try:
+            worker = system.worker(concurrency=args.concurrency, **worker_env(args))
+            relay = system.relay()
+            relay.wait_for_log("relay connected to the broker", timeout=30)
+            warm = list(offer_load(steps[0], args.warmup, f"warmup{round_no}")[0])
+            if not wait_until(lambda warm=warm: len(handled_at(warm)) >= len(warm), timeout=30):  # type: ignore[misc]
+                raise RuntimeError("warm-up events were not all handled in 30 s:\n" + system.dump_logs())
+            say(f"  round {round_no}:")
+            for rate in steps:
+                step = step_latency(rate, args.step_seconds, f"r{round_no}-{rate:.0f}", args.emitters)
+                ok = step_passes(step)
+                lat: Percentiles = step["latency"]
+                say(
+                    f"    {rate:>5.0f}/s offered, {step['achieved']:>5.0f}/s emitted: p50 {lat.p50:6.1f} ms, "
+                    f"p99 {lat.p99:7.1f} ms, max {lat.max:7.1f} ms, missing {step['missing']}, "
+                    f"handled at {step['handled_rate']:.0f}/s; commit -> relay marked sent p99 "
+                    f"{step['to_sent'].p99:.1f} ms: "
+                    f"{'pass' if ok else 'FAIL'}"
+                )
+                if rate == 200:
+                    at_200.append(lat.p99)
+                if not ok:
+                    if step["achieved"] < 0.95 * rate:
+                        say("      (the emitter fell short of the offered rate: the machine was the limit here)")
+                    break
+                best = rate
+            if not worker.alive() or not relay.alive():
+                say("  WARNING: a subprocess died:\n" + system.dump_logs())
+        finally:
+            system.stop_all()
+        found.append(best)
+        say(f"    highest passing rate this round: {best:.0f} events/s")
+    return {"found": found, "at_200": at_200, "steps": steps}
+
+
+def capacity_summary(
+    info: dict[str, str], neighbours: Neighbours, result: dict[str, Any], args: argparse.Namespace
+) -> None:
+    found, at_200 = result["found"], result["at_200"]
+    rows = [
+        (
+            f"highest steady rate with commit -> handler p99 < {LATENCY_TARGET_MS:.0f} ms "
+            f"(steps {args.steps}, {args.step_seconds:.0f} s each; median, min-max over {len(found)} rounds)",
+            f"{statistics.median(found):.0f} events/s ({min(found):.0f}-{max(found):.0f}; "
+            f"rounds: {', '.join(f'{r:.0f}' for r in found)})",
+        ),
+    ]
+    if at_200:
+        rows.append(
+            (
+                "p99 at 200 events/s in each round (target < 25 ms)",
+                " / ".join(f"{v:.1f} ms" for v in at_200)
+                + f" ({'met' if max(at_200) < 25 else 'NOT met'} in every round)",
+            )
+        )
+    say("\n== summary (markdown) ==\n")
+    say(f"{measured_on(info)} Worker prefork -c {args.concurrency}, one relay; noisy shared machine.")
+    say(neighbours.verdict())
+    say()
+    say("| measurement | result |")
+    say("| --- | --- |")
+    for label, value in rows:
+        say(f"| {label} | {value} |")
+    say()
+
+
 def summary(info: dict[str, str], neighbours: Neighbours, result: dict[str, Any], args: argparse.Namespace) -> None:
     lat: Percentiles = result["latency"]
     rows = []
@@ -275,6 +421,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of unmeasured load first")
     parser.add_argument("--concurrency", type=int, default=2, help="worker prefork concurrency")
     parser.add_argument(
+        "--emitters", type=int, default=4, help="threads emitting the load (one transaction per event each)"
+    )
+    parser.add_argument(
         "--worker-db-reuse",
         type=int,
         default=0,
@@ -284,6 +433,21 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--pg-url", default=DEFAULT_PG_URL, help="PostgreSQL server (a database to connect to for CREATE/DROP DATABASE)"
+    )
+    parser.add_argument(
+        "--capacity",
+        action="store_true",
+        help="instead of one rate: find the highest steady rate with p99 under the target, over --rounds rounds",
+    )
+    parser.add_argument("--steps", default="200,300,400,500,600,800", help="capacity: rates to climb, events/s")
+    parser.add_argument("--step-seconds", type=float, default=10.0, help="capacity: seconds of load per step")
+    parser.add_argument("--rounds", type=int, default=3, help="capacity: rounds (median and spread reported)")
+    parser.add_argument(
+        "--worker-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="experiment: run the worker with this environment variable (repeatable), e.g. MICE_WORKER_TASK_EVENTS=0",
     )
     parser.add_argument("--keep-logs", action="store_true", help="keep the subprocess logs (path is printed)")
     return parser.parse_args()
@@ -303,9 +467,14 @@ def main() -> int:
         env = settings_env(database_url, broker_url)
         say(f"  migrated in {migrate(env):.1f} s")
         django_setup(env)
-        result = latency(broker_url, database_url, args, log_dir)
-        print_end(neighbours)
-        summary(info, neighbours, result, args)
+        if args.capacity:
+            found = capacity(broker_url, database_url, args, log_dir)
+            print_end(neighbours)
+            capacity_summary(info, neighbours, found, args)
+        else:
+            result = latency(broker_url, database_url, args, log_dir)
+            print_end(neighbours)
+            summary(info, neighbours, result, args)
     return 0
 
 
