@@ -45,8 +45,8 @@ from tests.processes import ROOT, Process, free_port, wait_until
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.faults]
 
 LONG = os.environ.get("MICE_FAULTS_LONG") == "1"
-REGISTRATIONS = int(os.environ.get("MICE_FAULTS_REGISTRATIONS", "3000" if LONG else "150"))
-STORM_SECONDS = float(os.environ.get("MICE_FAULTS_SECONDS", "600" if LONG else "60"))
+REGISTRATIONS = int(os.environ.get("MICE_FAULTS_REGISTRATIONS", "3000" if LONG else "100"))
+STORM_SECONDS = float(os.environ.get("MICE_FAULTS_SECONDS", "600" if LONG else "45"))
 SEED = int(os.environ.get("MICE_FAULTS_SEED", str(random.SystemRandom().randrange(10**6))))
 # One in ten: free; the rest paid, with Stripe's test tokens (tok_flaky fails twice, then succeeds).
 TOKENS = ["tok_visa"] * 5 + ["tok_chargeDeclined"] * 2 + ["tok_flaky"] * 2 + [""]
@@ -151,7 +151,8 @@ class Storm(threading.Thread):
         self.rng.shuffle(schedule)
         started = time.monotonic()
         try:
-            while not self.stopping.wait(self.rng.uniform(1.5, 4.0)):
+            # Until told to stop, and in any case until every kind of fault has struck once.
+            while not self.stopping.wait(self.rng.uniform(1.5, 4.0)) or schedule:
                 fault = schedule.pop(0) if schedule else self.rng.choice(LATER_FAULTS)
                 getattr(self, "_" + fault.replace(" ", "_"))()
                 self.done.append((round(time.monotonic() - started, 1), fault))
