@@ -241,9 +241,12 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # PostgreSQL connection per event capped a worker near 80 events/s (bench/relay_latency.py). Handlers drop a
 # broken or aged connection themselves (close_old_connections, as Django does per request).
 CELERY_DB_REUSE_MAX = int(os.environ.get("MICE_WORKER_DB_REUSE_MAX", "1000"))
-# Task events (received, started, succeeded, failed...) on the `celeryev` exchange, so that Flower
-# (`celery -A config flower`) shows the workers' tasks. The relay publishes raw task messages: no "sent" events.
-CELERY_WORKER_SEND_TASK_EVENTS = env_bool("MICE_WORKER_TASK_EVENTS", True)
+# Task events (received, started, succeeded, failed...) on the `celeryev` exchange: three more broker messages
+# per handler run, about 8% of the machine's CPU per registration (bench/saga.py), for a view nobody reads
+# unless Flower runs. Off by default: Flower turns them on by itself while it runs (its enable_events option,
+# through the workers' remote control), or `celery -A config control enable_events`; 1 sends them always.
+# The relay publishes raw task messages: no "sent" events.
+CELERY_WORKER_SEND_TASK_EVENTS = env_bool("MICE_WORKER_TASK_EVENTS", False)
 CELERY_TASK_CREATE_MISSING_QUEUES = False
 
 MICE_RELAY_BATCH_SIZE = int(os.environ.get("MICE_RELAY_BATCH_SIZE", "500"))
@@ -288,6 +291,10 @@ LOGGING = {
     "loggers": {
         "mice": {"level": LOG_LEVEL},
         "celery": {"level": "INFO"},
+        # Celery's "Task ... received" and "... succeeded" lines, two per handler run: the handler's own
+        # "handler ran" line (mice.handler) says the same with the event and correlation ids. Failures still log.
+        "celery.worker.strategy": {"level": "WARNING"},
+        "celery.app.trace": {"level": "WARNING"},
         "django": {"level": "INFO"},
     },
 }

@@ -270,15 +270,6 @@ def _credit_note_create(*, invoice: Invoice, refund: Refund, charge: Charge, iss
     return credit_note
 
 
-def invoice_pdf_store(*, invoice_id: int) -> None:
-    """Render and store an invoice's PDF, unless it is stored already (a redelivery renders nothing)."""
-    from invoicing.documents import invoice_pdf  # the renderer (fonts, reportlab) is loaded by those who render
-
-    invoice = Invoice.objects.filter(pk=invoice_id, pdf=b"").first()
-    if invoice is not None:
-        invoice_pdf(invoice)
-
-
 def credit_note_pdf_store(*, credit_note_id: int) -> None:
     from invoicing.documents import credit_note_pdf
 

@@ -27,11 +27,11 @@ from mice.models import HandlerFailure, InboxEntry
 from mice.outbox import caused_by, purge_in_chunks
 from mice.publisher import BrokerUnavailable
 from mice.retry_publisher import retry_publisher
-from mice.subscriptions import DEFAULT_RETRY, SUBSCRIPTIONS, RetryPolicy, Subscription
+from mice.subscriptions import DEFAULT_RETRY, RETIRED, SUBSCRIPTIONS, RetryPolicy, Subscription, retire
 from mice.task_messages import retry_message
 from mice.topology import retry_queue
 
-__all__ = ["HandlerTask", "RetryPolicy", "subscribe"]
+__all__ = ["HandlerTask", "RetryPolicy", "retire", "subscribe"]
 
 log = logging.getLogger("mice.handler")
 
@@ -69,6 +69,8 @@ def subscribe(
         handler = name or f"{app_label}.{func.__name__}"
         if handler in SUBSCRIPTIONS:
             raise ValueError(f"handler {handler!r} is subscribed twice")
+        if handler in RETIRED:
+            raise ValueError(f"handler {handler!r} was retired ({RETIRED[handler]}): a retired name is never reused")
         subscription = Subscription(
             handler=handler,
             event_type=event_type,

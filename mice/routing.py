@@ -13,7 +13,7 @@ from __future__ import annotations
 from kombu import Connection
 
 from mice.models import Route
-from mice.subscriptions import SUBSCRIPTIONS
+from mice.subscriptions import RETIRED, SUBSCRIPTIONS
 from mice.topology import Mismatch, maybe_declare_all
 
 
@@ -28,7 +28,10 @@ def routes_declare(connection: Connection) -> list[Mismatch]:
 
 
 def route_record() -> None:
-    """Upsert a route for each subscription of this code (a handler moved to another type moves with it)."""
+    """Upsert a route for each subscription of this code (a handler moved to another type moves with it), and
+    delete the routes of the handlers this code retired."""
+    if RETIRED:
+        Route.objects.filter(handler__in=list(RETIRED)).delete()
     if not SUBSCRIPTIONS:
         return
     Route.objects.bulk_create(

@@ -65,3 +65,16 @@ class Subscription:
 
 
 SUBSCRIPTIONS: dict[str, Subscription] = {}
+
+# Handlers taken out of the code, each with the reason. Every process that records routes deletes theirs
+# (mice/routing.py), so no event goes on being published to a queue that no process consumes once the old
+# code is gone; a worker still running the old code consumes what its queue holds. A retired name is never
+# subscribed again.
+RETIRED: dict[str, str] = {}
+
+
+def retire(handler: str, *, reason: str) -> None:
+    """Declare a handler removed from the code (in the app's handlers module, where it was subscribed)."""
+    if handler in SUBSCRIPTIONS:
+        raise ValueError(f"handler {handler!r} is subscribed: remove its @subscribe before retiring it")
+    RETIRED[handler] = reason

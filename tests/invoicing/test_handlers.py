@@ -57,6 +57,14 @@ def test_a_paid_registration_ends_with_exactly_one_invoice_whose_pdf_names_the_a
     assert issued.envelope["data"]["number"] == invoice.number
     paid = OutboxMessage.objects.get(correlation_id=str(registration.pk), event_type="payment.succeeded")
     assert issued.envelope["causationid"] == str(paid.event_id)
+    # and the PDF was rendered once, by the confirmation e-mail that attaches it, not also by a handler of its own
+    wait_until(
+        lambda: InboxEntry.objects.filter(event_id=issued.event_id).count() == 2, timeout=60, what="invoice.issued"
+    )
+    assert set(InboxEntry.objects.filter(event_id=issued.event_id).values_list("handler", flat=True)) == {
+        "notifications.send_paid_registration_confirmed",
+        "analytics.count_invoice",
+    }
 
 
 def test_a_declined_registration_gets_no_invoice(running):

@@ -7,8 +7,11 @@ from django.core.management import CommandError, call_command
 from django.db import transaction
 
 from mice.events import EVENT_TYPES, EventType, event_type
+from mice.handlers import retire, subscribe
 from mice.models import OutboxMessage, Route
 from mice.outbox import emit
+from mice.routing import route_record
+from mice.subscriptions import RETIRED
 from tests.probe.models import Effect
 from tests.processes import wait_until
 
@@ -70,3 +73,22 @@ def test_a_handler_removed_from_the_code_is_forgotten_only_on_purpose():
     call_command("mice_topology", forget="retired.handler")
 
     assert not Route.objects.filter(handler="retired.handler").exists()
+
+
+def test_a_handler_the_code_retires_stops_receiving_events_once_routes_are_recorded(monkeypatch):
+    # given a route declared by older code, to a handler the new code declares retired
+    Route.objects.create(handler="probe.retired_one", event_type="probe.pinged")
+    monkeypatch.setitem(RETIRED, "probe.retired_one", "replaced by probe.record_a")
+    # when a process of the new code records its routes (as every worker does when it starts)
+    route_record()
+    # then no event is published to the retired handler's queue any more; the others keep theirs
+    assert not Route.objects.filter(handler="probe.retired_one").exists()
+    assert Route.objects.filter(handler="tests.probe.record_a", event_type="probe.pinged").exists()
+
+
+def test_a_retired_handler_name_cannot_be_subscribed_again(monkeypatch):
+    monkeypatch.setitem(RETIRED, "probe.retired_two", "gone")
+    with pytest.raises(ValueError, match="never reused"):
+        subscribe("probe.pinged", name="probe.retired_two")(lambda envelope: None)
+    with pytest.raises(ValueError, match="is subscribed"):
+        retire("tests.probe.record_a", reason="still subscribed")
