@@ -419,7 +419,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=200.0, help="events/s offered")
     parser.add_argument("--duration", type=float, default=15.0, help="seconds of load")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of unmeasured load first")
-    parser.add_argument("--concurrency", type=int, default=2, help="worker prefork concurrency")
+    parser.add_argument(
+        "--concurrency", type=int, default=4, help="worker prefork concurrency (default 4, as the Procfile's worker)"
+    )
     parser.add_argument(
         "--emitters", type=int, default=4, help="threads emitting the load (one transaction per event each)"
     )

@@ -103,6 +103,11 @@ class Processes:
 
 
 @contextlib.contextmanager
+def procfile_concurrency() -> int:
+    """Pool children per worker when the Procfile's line gives none: the settings' CELERY_WORKER_CONCURRENCY."""
+    return int(os.environ.get("MICE_WORKER_CONCURRENCY", "4"))
+
+
 def start_processes(database_url: str, broker_url: str, log_dir: Path, args: argparse.Namespace) -> Iterator[Processes]:
     from tests.processes import ProcfileProcesses, free_port, procfile_command
 
@@ -487,7 +492,7 @@ def run_rate(
     runs = handler_times(worker_texts)
     busy_ms = sum(sum(v) for v in runs.values())
     n_runs = sum(len(v) for v in runs.values())
-    slots = args.workers * (args.concurrency or 2)
+    slots = args.workers * (args.concurrency or procfile_concurrency())
     span = max(drained_at - began, 1e-9)
     handler_rows = [
         {
@@ -577,8 +582,8 @@ def summary(
     say("\n== summary (markdown) ==\n")
     say(
         f"{measured_on(info)} Web (Procfile: gunicorn 2 workers x 4 threads), relay, {args.workers} Celery worker(s) "
-        f"x {args.concurrency or 2} pool children, dead-letter recorder, SMTP server and the load generator all on "
-        "this machine."
+        f"x {args.concurrency or procfile_concurrency()} pool children, dead-letter recorder, SMTP server and the "
+        "load generator all on this machine."
     )
     say(neighbours.verdict())
     if experiments(args):
@@ -714,7 +719,7 @@ def main() -> int:
             "shared_machine": neighbours.verdict(),
             "targets": {"p95_commit_to_confirmation_s": LATENCY_TARGET_S, "memory_per_process_mib": MEMORY_TARGET_MIB},
             "workers": args.workers,
-            "concurrency": args.concurrency or "Procfile (2)",
+            "concurrency": args.concurrency or f"Procfile ({procfile_concurrency()})",
             "experiment": experiments(args),
             "runs": results,
             "written_at": dt.datetime.now(dt.UTC).isoformat(),
