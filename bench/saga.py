@@ -102,12 +102,12 @@ class Processes:
         return [role for role, process in self.roles.items() if not process.alive()]
 
 
-@contextlib.contextmanager
 def procfile_concurrency() -> int:
     """Pool children per worker when the Procfile's line gives none: the settings' CELERY_WORKER_CONCURRENCY."""
     return int(os.environ.get("MICE_WORKER_CONCURRENCY", "4"))
 
 
+@contextlib.contextmanager
 def start_processes(database_url: str, broker_url: str, log_dir: Path, args: argparse.Namespace) -> Iterator[Processes]:
     from tests.processes import ProcfileProcesses, free_port, procfile_command
 
