@@ -230,7 +230,13 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TASK_ACKS_ON_FAILURE = False
 CELERY_TASK_ACKS_ON_TIMEOUT = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# A worker cut off from the broker lets the handlers it runs finish, rather than kill them: their
+# acknowledgement is lost with the channel, so each message is delivered again and skipped there (the inbox,
+# the e-mail log, the charge's records). Killing them cut e-mail sends short after the mail server had taken
+# the message but before "sent" was recorded: a second copy once the lease ended (21 of 6,021 e-mails in a
+# long fault run). Each handler is idempotent and safe beside a second run of itself, which is all that
+# finishing asks for (tests/notifications/test_end_to_end.py).
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TASK_TIME_LIMIT = int(os.environ.get("MICE_HANDLER_TIME_LIMIT", "300"))
 # How long a started e-mail send is assumed to be still running: a redelivery within it waits (retries later)
 # rather than send a second copy beside it. After a crash the e-mail goes out again once it expires. No

@@ -22,6 +22,7 @@ from mice.outbox import outbox_store
 from notifications.models import EmailLog
 from registrations.models import Registration
 from registrations.services import registration_create
+from tests.broker import broker_stopped
 from tests.factories import make_event
 from tests.notifications import smtp_sink
 from tests.processes import Process, ProcfileProcesses, free_port, wait_until
@@ -220,6 +221,33 @@ def test_a_worker_killed_mid_send_sends_again_with_the_same_message_id_once_the_
     rows = {row.kind: row for row in EmailLog.objects.filter(registration_id=registration.pk)}
     killed = next(kind for kind, row in rows.items() if row.attempts == 2)
     assert copies(smtp)[(f"<{killed}.{registration.pk}@localhost>", registration.email)] <= 2
+
+
+@pytest.mark.faults
+def test_a_worker_cut_off_from_the_broker_mid_send_finishes_the_send_and_the_attendee_gets_one_copy(system, smtp):
+    """The worker loses RabbitMQ while the mail server is taking a message: the send runs to its end and is
+    recorded, and the message delivered again once the broker is back sends nothing. Cutting the send short
+    instead would leave a message the server took but nobody recorded, sent again once its lease ends."""
+    smtp.start()
+    env = {**smtp.env(), "MICE_EMAIL_SEND_LEASE": "4", "MICE_TEST_SMTP_SLOW": "3"}
+    worker = system.worker(**env)
+    system.relay()
+    registration = register(make_event(price=Decimal("0")), "", "slow-ada@example.com")
+    wait_until(
+        lambda: EmailLog.objects.filter(registration_id=registration.pk, attempted_at__isnull=False).exists(),
+        what="a send under way",
+    )
+    with broker_stopped():  # inside the server's DATA (it answers after 3 s), and for longer than the lease
+        time.sleep(6)
+
+    wait_until(
+        lambda: EmailLog.objects.filter(registration_id=registration.pk, status="sent").count() == 2,
+        timeout=120,
+        what="both e-mails recorded as sent",
+    )
+    time.sleep(6)  # past the lease: a send cut short would have gone out again by now
+    assert copies(smtp) == collections.Counter({key: 1 for key in expected(registration, "received", "confirmed")})
+    assert worker.alive()
 
 
 def test_a_recipient_refused_for_good_is_not_retried_nor_dead_lettered(system, smtp):
