@@ -165,7 +165,7 @@ def latency(broker_url: str, database_url: str, args: argparse.Namespace, log_di
             say(f"  EXPERIMENT: worker with CELERY_DB_REUSE_MAX={args.worker_db_reuse}, not the project's settings")
         worker = system.worker(concurrency=args.concurrency, **worker_env(args))
         system.env = project_env
-        relay = system.relay()
+        relay = system.relay(**relay_env(args))
         relay.wait_for_log("relay connected to the broker", timeout=30)
         say(f"  worker (prefork -c {args.concurrency}) and relay up in {time.perf_counter() - started:.1f} s")
 
@@ -260,6 +260,14 @@ def latency(broker_url: str, database_url: str, args: argparse.Namespace, log_di
     }
 
 
+def relay_env(args: argparse.Namespace) -> dict[str, str]:
+    """--relay-env KEY=VALUE pairs: an experiment on the relay's environment, the project's files untouched."""
+    env = dict(pair.split("=", 1) for pair in args.relay_env)
+    if env:
+        say(f"  EXPERIMENT: relay environment {env}, not the project's defaults")
+    return env
+
+
 def worker_env(args: argparse.Namespace) -> dict[str, str]:
     """--worker-env KEY=VALUE pairs: an experiment on the worker's environment, the project's files untouched."""
     env = dict(pair.split("=", 1) for pair in args.worker_env)
@@ -319,7 +327,7 @@ def capacity(broker_url: str, database_url: str, args: argparse.Namespace, log_d
         best = 0.0
         try:
             worker = system.worker(concurrency=args.concurrency, **worker_env(args))
-            relay = system.relay()
+            relay = system.relay(**relay_env(args))
             relay.wait_for_log("relay connected to the broker", timeout=30)
             warm = list(offer_load(steps[0], args.warmup, f"warmup{round_no}")[0])
             if not wait_until(lambda warm=warm: len(handled_at(warm)) >= len(warm), timeout=30):  # type: ignore[misc]
@@ -450,6 +458,13 @@ def parse_args() -> argparse.Namespace:
         default=[],
         metavar="KEY=VALUE",
         help="experiment: run the worker with this environment variable (repeatable), e.g. MICE_WORKER_TASK_EVENTS=0",
+    )
+    parser.add_argument(
+        "--relay-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="experiment: run the relay with this environment variable (repeatable), e.g. MICE_RELAY_CONCURRENCY=1",
     )
     parser.add_argument("--keep-logs", action="store_true", help="keep the subprocess logs (path is printed)")
     return parser.parse_args()
