@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import select
 import struct
 import time
 from collections.abc import Callable, Iterable
@@ -23,6 +22,7 @@ from amqp.serialization import dumps
 from kombu import Connection
 
 from mice.brokers import broker_host, broker_urls
+from mice.readiness import readable
 
 log = logging.getLogger("mice.publisher")
 
@@ -195,7 +195,7 @@ class ConfirmingPublisher:
             raise BrokerUnavailable("not connected")
         try:
             sock = self.connection.connection.sock
-            if select.select([sock], [], [], 0)[0]:  # a cheap look first: this runs before every batch
+            if readable([sock], 0):  # a cheap look first: this runs before every batch
                 self._read(0.01)  # not 0: py-amqp takes a non-blocking socket's EAGAIN for a broken connection
             self.connection.heartbeat_check()
         except BrokerUnavailable:
@@ -283,7 +283,7 @@ class ConfirmingPublisher:
         self._frames_size = 0
         connection.transport.write(data)
         connection.bytes_sent += 1  # what py-amqp's frame writer counts: no heartbeat is due while we send
-        while select.select([connection.sock], [], [], 0)[0]:
+        while readable([connection.sock], 0):
             self._read(0.01)  # not 0: py-amqp takes a non-blocking socket's EAGAIN for a broken connection
 
     def _read(self, timeout: float) -> None:

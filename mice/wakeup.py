@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import logging
 import os
-import select
 from typing import Any
 
 from django.db import connections, router
 
 from mice.models import OutboxMessage
+from mice.readiness import readable
 
 log = logging.getLogger("mice.wakeup")
 
@@ -60,7 +60,7 @@ class Wakeup:
             pg = self._pg = None
         if pg is not None:
             fds.append(pg.fileno())
-        ready, _, _ = select.select(fds, [], [], self.poll_interval if timeout is None else timeout)
+        ready = readable(fds, self.poll_interval if timeout is None else timeout)
         if self._read_fd in ready:
             os.read(self._read_fd, 1024)
         if pg is not None and ready:
