@@ -10,8 +10,9 @@ Two paths, each `POST`ing registrations (unique e-mail, tok_visa, round-robin ov
 --clients concurrent keep-alive clients with a --timeout (a request that takes longer is an error, counted at
 its timeout) to gunicorn run with the Procfile's web options (2 workers x 4 threads, --preload):
   event-driven: POST /api/registrations/ with the production settings (config.settings), the real relay,
-                Celery worker (-c 2) and dead-letter recorder running: they charge, issue and render the
-                invoice and send the e-mails through SMTP meanwhile, competing for the same two cores.
+                Celery worker (the Procfile's 4 pool processes) and dead-letter recorder running: they charge,
+                issue and render the invoice and send the e-mails through SMTP meanwhile, competing for the same
+                two cores.
   baseline:     POST /bench/baseline/registrations/ (bench/baseline/views.py, routed only by bench.settings):
                 the same API view, then the charge (sandbox gateway), the invoice PDF, the e-mail over SMTP
                 and a publish to RabbitMQ with Celery's retry policy, all inside the request. No relay runs
@@ -340,7 +341,7 @@ def measure(
         started = time.perf_counter()
         event_server.start()
         prime(event_server, PATHS[0])
-        worker = system.worker(concurrency=2)  # as the Procfile's worker: -c 2
+        worker = system.worker(concurrency=4)  # as the Procfile's worker (CELERY_WORKER_CONCURRENCY)
         recorder = system.recorder()
         neighbours.own_groups |= {worker.pid, recorder.pid}  # each leads a process group of its own
         say(
