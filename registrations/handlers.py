@@ -1,12 +1,11 @@
 """The saga's registration side: a payment outcome confirms, or cancels and gives the seat back."""
 
 from mice.events import Envelope
-from mice.handlers import RetryPolicy, subscribe
+from mice.handlers import RetryPolicy, retire, subscribe
 from registrations.services import (
     registration_cancel,
     registration_confirm,
     registration_expire,
-    registration_schedule_payment_deadline,
 )
 
 # The saga's timeout must outlast a database failover: retried for about half an hour, not seconds.
@@ -27,10 +26,13 @@ def cancel_unpaid_registration(envelope: Envelope) -> None:
     )
 
 
-@subscribe("registration.created", retry=PATIENT)
-def schedule_payment_deadline(envelope: Envelope) -> None:
-    """A no-op for registrations made by this code; gives one made by older code its payment deadline."""
-    registration_schedule_payment_deadline(registration_id=envelope.data["registration_id"])
+# It ran for every registration and did nothing for those made by code that sets the deadline itself (all of
+# them since the deploy that introduced deadlines): one handler run in ten per paid registration. A pending
+# registration left without a deadline is now given one by upkeep (registrations/upkeep.py).
+retire(
+    "registrations.schedule_payment_deadline",
+    reason="upkeep's payment_deadlines_missing job gives a pending registration without a deadline its deadline",
+)
 
 
 @subscribe("registration.payment_deadline_reached", retry=PATIENT)

@@ -10,6 +10,7 @@ from registrations.services.registration import (
     registration_expire,
     registration_schedule_payment_deadline,
     registrations_expire_overdue,
+    registrations_schedule_missing_deadlines,
 )
 
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     "registration_expire",
     "registration_schedule_payment_deadline",
     "registrations_expire_overdue",
+    "registrations_schedule_missing_deadlines",
 ]

@@ -182,7 +182,7 @@ def registration_schedule_payment_deadline(*, registration_id: uuid.UUID | str) 
     """Give a pending registration that has none its payment deadline (the saga's timeout), once.
 
     `registration_create` sets the deadline itself; this catches registrations made by older code that did
-    not (a web process still running during the deploy that introduced deadlines).
+    not (a web process still running during the deploy that introduced deadlines), from upkeep.
     """
     with transaction.atomic():
         registration = (
@@ -203,6 +203,21 @@ def registration_schedule_payment_deadline(*, registration_id: uuid.UUID | str) 
         extra={"mice": {"registration_id": str(registration.id), "payment_due_at": str(registration.payment_due_at)}},
     )
     return registration
+
+
+def registrations_schedule_missing_deadlines(*, limit: int = 500) -> int:
+    """Upkeep: give every pending registration that has no payment deadline its deadline (and deadline event).
+
+    Code before payment deadlines made such registrations, a web process still running it during the deploy
+    that introduced them; without a deadline a registration whose charge never settles holds its seat for
+    good. Returns how many were given one.
+    """
+    missing = Registration.objects.filter(status=Registration.Status.PENDING, payment_due_at__isnull=True)
+    scheduled = 0
+    for registration_id in missing.order_by("created_at").values_list("id", flat=True)[:limit]:
+        if registration_schedule_payment_deadline(registration_id=registration_id).payment_due_at is not None:
+            scheduled += 1
+    return scheduled
 
 
 def registration_expire(*, registration_id: uuid.UUID | str) -> Registration:

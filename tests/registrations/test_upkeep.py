@@ -5,9 +5,10 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
+from mice.models import OutboxMessage
 from registrations.models import IdempotencyRecord, Registration
 from registrations.services import registration_create
-from registrations.upkeep import idempotency_keys_expired, payment_deadlines_overdue
+from registrations.upkeep import idempotency_keys_expired, payment_deadlines_missing, payment_deadlines_overdue
 from tests.factories import make_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -64,3 +65,28 @@ def test_a_registration_pending_long_past_its_deadline_is_cancelled_and_its_seat
 
     # and a second round changes nothing
     assert payment_deadlines_overdue() == 0
+
+
+def test_a_pending_registration_made_without_a_deadline_is_given_one_once():
+    # given a pending and a confirmed registration as code older than payment deadlines left them
+    event = make_event(price="50.00", payment_deadline_seconds=600)
+    pending = registration_create(
+        event_slug=event.slug, first_name="A", last_name="B", email="old@example.com", payment_token="tok_visa"
+    )
+    confirmed = registration_create(
+        event_slug=event.slug, first_name="C", last_name="D", email="paid@example.com", payment_token="tok_visa"
+    )
+    Registration.objects.filter(pk__in=[pending.pk, confirmed.pk]).update(payment_due_at=None)
+    Registration.objects.filter(pk=confirmed.pk).update(status=Registration.Status.CONFIRMED)
+    OutboxMessage.objects.filter(event_type="registration.payment_deadline_reached").delete()
+
+    # when upkeep runs, twice
+    assert payment_deadlines_missing() == 1
+    assert payment_deadlines_missing() == 0
+
+    # then the pending one has its deadline and one deadline event held until then; the confirmed one neither
+    pending.refresh_from_db()
+    (deadline,) = OutboxMessage.objects.filter(event_type="registration.payment_deadline_reached")
+    assert pending.payment_due_at is not None and deadline.available_at == pending.payment_due_at
+    assert deadline.correlation_id == str(pending.pk)
+    assert Registration.objects.get(pk=confirmed.pk).payment_due_at is None
