@@ -16,8 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -39,6 +37,7 @@ from tests.broker import broker_answers, broker_stopped, rabbitmqctl
 from tests.cluster import NODES, Cluster
 from tests.factories import make_event
 from tests.faults.invariants import Expected, saga_invariants
+from tests.faults.test_database_outages import post
 from tests.notifications import smtp_sink
 from tests.processes import ROOT, Process, free_port, wait_until
 
@@ -70,12 +69,7 @@ class Mail:
         self.process.wait_for_log("listening")
 
     def env(self) -> dict[str, str]:
-        return {
-            "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
-            "EMAIL_HOST": "127.0.0.1",
-            "EMAIL_PORT": str(self.port),
-            "EMAIL_TIMEOUT": "5",
-        }
+        return smtp_sink.client_env(self.port)
 
     def copies(self) -> collections.Counter[tuple[str, str]]:
         """How many times each (Message-ID, recipient) was accepted."""
@@ -208,20 +202,11 @@ def ensure_services() -> None:
 def register(base_url: str, payload: dict, deadline: float) -> int:
     """A careful client: the same Idempotency-Key until the registration is acknowledged."""
     key = str(uuid.uuid4())
-    body = json.dumps(payload).encode()
     while True:
-        request = urllib.request.Request(
-            f"{base_url}/api/registrations/",
-            data=body,
-            headers={"Content-Type": "application/json", "Idempotency-Key": key},
-            method="POST",
-        )
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return int(response.status)
-        except urllib.error.HTTPError as error:
-            if error.code < 500 and error.code != 429:
-                return int(error.code)
+            status = post(base_url, payload, key)
+            if status < 500 and status != 429:
+                return status
         except OSError:
             pass
         if time.monotonic() > deadline:

@@ -68,6 +68,16 @@ class Recorder:
         return "250 2.0.0 Message accepted for delivery"
 
 
+def client_env(port: int) -> dict[str, str]:
+    """The environment that points a process's Django SMTP backend at this server."""
+    return {
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "EMAIL_HOST": "127.0.0.1",
+        "EMAIL_PORT": str(port),
+        "EMAIL_TIMEOUT": "5",
+    }
+
+
 def received(out: Path) -> list[dict[str, Any]]:
     """Every message the server accepted so far."""
     if not out.exists():

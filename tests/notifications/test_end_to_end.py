@@ -61,12 +61,7 @@ class Smtp:
         return smtp_sink.received(self.out)
 
     def env(self) -> dict[str, str]:
-        return {
-            "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
-            "EMAIL_HOST": "127.0.0.1",
-            "EMAIL_PORT": str(self.port),
-            "EMAIL_TIMEOUT": "5",
-        }
+        return smtp_sink.client_env(self.port)
 
 
 @pytest.fixture
