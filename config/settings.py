@@ -262,6 +262,7 @@ CELERY_WORKER_CONCURRENCY = int(os.environ.get("MICE_WORKER_CONCURRENCY", "4"))
 MICE_RELAY_BATCH_SIZE = int(os.environ.get("MICE_RELAY_BATCH_SIZE", "500"))
 MICE_RELAY_CONCURRENCY = int(os.environ.get("MICE_RELAY_CONCURRENCY", "2"))
 MICE_RELAY_POLL_INTERVAL = float(os.environ.get("MICE_RELAY_POLL_INTERVAL", "1.0"))
+MICE_RELAY_LINGER_MS = float(os.environ.get("MICE_RELAY_LINGER_MS", "10"))
 MICE_RELAY_CONFIRM_TIMEOUT = float(os.environ.get("MICE_RELAY_CONFIRM_TIMEOUT", "10"))
 # AMQP heartbeat of the relay's and the handlers' publishing connections: a connection that died without
 # closing (half-open TCP) is noticed within two intervals instead of never.

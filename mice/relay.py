@@ -53,6 +53,9 @@ class RelayConfig:
     inbox_retention: dt.timedelta = dt.timedelta(days=30)
     purge_every: float = 300.0
     max_backoff: float = 30.0
+    # Busy, the loops of a process claim at most once per `linger` seconds between them, so that one claim,
+    # publish and commit carry several rows; a backlog (full batches) is claimed without waiting.
+    linger: float = 0.010
 
     @classmethod
     def from_settings(cls) -> RelayConfig:
@@ -60,15 +63,42 @@ class RelayConfig:
             batch_size=settings.MICE_RELAY_BATCH_SIZE,
             poll_interval=settings.MICE_RELAY_POLL_INTERVAL,
             confirm_timeout=settings.MICE_RELAY_CONFIRM_TIMEOUT,
+            linger=settings.MICE_RELAY_LINGER_MS / 1000,
             heartbeat=settings.MICE_BROKER_HEARTBEAT,
             retention=dt.timedelta(hours=settings.MICE_OUTBOX_RETENTION_HOURS),
             inbox_retention=dt.timedelta(hours=settings.MICE_INBOX_RETENTION_HOURS),
         )
 
 
+class ClaimPacer:
+    """Turns to claim, at least `linger` seconds apart, shared by the relay loops of one process.
+
+    At a steady rate each notification would otherwise wake every loop for a claim of about one row: a
+    transaction, a publish and a wait for its confirm per event. Waiting for its turn lets the events of
+    that moment gather, so that one claim takes them all, and a loop woken with the others does not claim
+    the same moment's rows again (finding none). Latency grows by at most `linger`.
+    """
+
+    def __init__(self, linger: float) -> None:
+        self.linger = linger
+        self._lock = threading.Lock()
+        self._next = 0.0
+
+    def wait_turn(self, should_stop: Callable[[], bool]) -> None:
+        with self._lock:
+            now = time.monotonic()
+            turn = max(now, self._next)
+            self._next = turn + self.linger
+        while turn > time.monotonic() and not should_stop():
+            time.sleep(min(0.1, turn - time.monotonic()))
+
+
 class Relay:
-    def __init__(self, *, broker_url: str, config: RelayConfig, origin: str | None = None) -> None:
+    def __init__(
+        self, *, broker_url: str, config: RelayConfig, origin: str | None = None, pacer: ClaimPacer | None = None
+    ) -> None:
         self.config = config
+        self.pacer = pacer or ClaimPacer(config.linger)
         self.publisher = ConfirmingPublisher(
             broker_url,
             exchange=EVENTS.name,
@@ -110,6 +140,7 @@ class Relay:
                         min(self.config.poll_interval, self.config.heartbeat / 4 or self.config.poll_interval)
                     )
                     self.publisher.keepalive()
+                    self.pacer.wait_turn(lambda: self.stopping)
             except BrokerUnavailable as exc:
                 failures += 1
                 self._back_off("broker unavailable", exc, failures)
@@ -224,8 +255,14 @@ def run_relays(*, broker_url: str, config: RelayConfig, concurrency: int) -> Non
     if concurrency > 1 and not connection.features.has_select_for_update_skip_locked:
         log.warning(f"{connection.vendor} cannot SKIP LOCKED: running one relay loop, not {concurrency}")
         concurrency = 1
+    pacer = ClaimPacer(config.linger)
     relays = [
-        Relay(broker_url=broker_url, config=config, origin=f"relay@{socket.gethostname()}:{os.getpid()}/{i}")
+        Relay(
+            broker_url=broker_url,
+            config=config,
+            origin=f"relay@{socket.gethostname()}:{os.getpid()}/{i}",
+            pacer=pacer,
+        )
         for i in range(concurrency)
     ]
 

@@ -2,6 +2,7 @@
 
 import contextlib
 import datetime as dt
+import re
 import subprocess
 import sys
 import threading
@@ -160,6 +161,34 @@ def test_the_relay_is_woken_by_a_commit_not_by_polling(system):
         emit("probe.slept", subject="s", data={"seconds": 0})
 
     wait_until(lambda: unsent() == 0, timeout=5, what="the row published within seconds, well before the poll")
+
+
+def batch_sizes(relay_log: str) -> list[int]:
+    return [int(m) for m in re.findall(r"relayed batch\b.*?\brows=(\d+)", relay_log)]
+
+
+def test_a_busy_relay_gathers_a_stream_of_commits_into_one_batch_and_a_lone_event_waits_for_nothing(system):
+    # given two relay loops that, busy, claim at most once per 2 s between them (a long linger, to see it)
+    relay = system.relay(MICE_RELAY_LINGER_MS="2000", MICE_RELAY_CONCURRENCY="2", MICE_RELAY_POLL_INTERVAL="60")
+    relay.wait_for_log("relay connected")
+    time.sleep(4.5)  # a quiet spell: every turn the loops took while starting has passed
+
+    # when one event commits after the quiet spell
+    with transaction.atomic():
+        lone = emit("probe.slept", subject="lone", data={"seconds": 0})
+    # then it is relayed at once, not a linger later
+    wait_until(lambda: unsent() == 0, timeout=10, what="the lone event published")
+    row = OutboxMessage.objects.get(event_id=lone.id)
+    assert (row.sent_at - row.created_at).total_seconds() < 1.5
+
+    # when 20 events commit one by one right after it, while the relay is busy
+    for i in range(20):
+        with transaction.atomic():
+            emit("probe.slept", subject=f"stream-{i}", data={"seconds": 0})
+    wait_until(lambda: unsent() == 0, timeout=15, what="the stream published")
+    # then one claim took them all: one transaction, one publish and one wait for confirms, not twenty
+    assert batch_sizes(relay.log()) == [1, 20]
+    assert relay.terminate() == 0
 
 
 def test_the_relay_stops_cleanly_on_sigterm(system):
