@@ -106,6 +106,9 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's own backend with a cheaper health check (config/postgresql/base.py).
+    DATABASES["default"]["ENGINE"] = "config.postgresql"
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # SQLite has one writer: take the write lock at BEGIN and wait for it, rather than fail a request
     # with "database is locked" when the relay or a worker writes at the same time.
