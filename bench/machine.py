@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import math
 import os
 import platform
 import socket
+import time
 from pathlib import Path
 
 from bench.runtime import say
@@ -64,6 +66,21 @@ def cpu_pressure() -> float:
         return -1.0
 
 
+def cpu_speed_ms() -> float:
+    """Milliseconds a fixed piece of Python work (a million multiply-adds) takes on one CPU, best of three.
+
+    On a shared VM the host lends more or less of a core from one minute to the next: seen here, 351 to
+    470 ms for five times this work with nothing else running in the VM. Printed beside the figures so that
+    two runs can be compared: the same code is that much slower when this is.
+    """
+    best = math.inf
+    for _ in range(3):
+        started = time.perf_counter()
+        sum(i * i for i in range(1_000_000))
+        best = min(best, time.perf_counter() - started)
+    return best * 1000
+
+
 class Neighbours:
     """Other test runs, workers, relays, servers or benchmarks on this machine, looked for at checkpoints.
 
@@ -81,6 +98,7 @@ class Neighbours:
         self.checks = 0
         self.names: set[str] = set()
         self.pressures: list[float] = []
+        self.speeds: list[float] = []
 
     def check(self) -> str:
         mine = os.getpgid(0)
@@ -105,17 +123,28 @@ class Neighbours:
         self.checks += 1
         self.names.update(counts)
         self.pressures.append(pressure)
-        return f"{found or 'none seen'}; CPU pressure (PSI some avg10) {pressure:.0f}%"
+        speed = cpu_speed_ms()
+        self.speeds.append(speed)
+        return f"{found or 'none seen'}; CPU pressure (PSI some avg10) {pressure:.0f}%; CPU speed probe {speed:.0f} ms"
 
     def verdict(self) -> str:
-        """One sentence for the summary: was the machine shared while this ran?"""
+        """Two sentences for the summary: was the machine shared while this ran, and how fast was its CPU?"""
         top = max(self.pressures, default=-1.0)
+        speed = (
+            f" The CPU speed probe (`bench/machine.py`, lower is faster) took {min(self.speeds):.0f}-"
+            f"{max(self.speeds):.0f} ms at the checkpoints."
+            if self.speeds
+            else ""
+        )
         if self.names or top >= self.PRESSURE:
             return (
                 f"Other load at the {self.checks} checkpoints of this run ({', '.join(sorted(self.names)) or 'none'} "
-                f"seen; CPU pressure up to {top:.0f}%): the figures are pessimistic and noisier than usual."
+                f"seen; CPU pressure up to {top:.0f}%): the figures are pessimistic and noisier than usual.{speed}"
             )
-        return f"No other test processes and no CPU pressure >= {self.PRESSURE:.0f}% at the {self.checks} checkpoints."
+        return (
+            f"No other test processes and no CPU pressure >= {self.PRESSURE:.0f}% at the {self.checks} checkpoints."
+            + speed
+        )
 
 
 def describe(

@@ -56,15 +56,16 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
     return predicate()
 
 
-def db_sessions() -> int:
-    """Sessions (connections) ever opened to the bench database (pg_stat_database, PostgreSQL 14+)."""
+def db_counters() -> tuple[int, int]:
+    """Sessions (connections) ever opened to the bench database and transactions committed in it, every
+    process's (pg_stat_database; sessions needs PostgreSQL 14+). A `SELECT 1` in autocommit counts as one."""
     from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_stat_clear_snapshot()")
-        cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        cursor.execute("SELECT sessions, xact_commit FROM pg_stat_database WHERE datname = current_database()")
         row = cursor.fetchone()
-    return int(row[0]) if row and row[0] is not None else -1
+    return (int(row[0]) if row and row[0] is not None else -1), (int(row[1]) if row else -1)
 
 
 def offer_load(rate: float, seconds: float, tag: str, emitters: int = 1) -> tuple[dict[str, float], float, float]:
@@ -184,7 +185,7 @@ def latency(broker_url: str, database_url: str, args: argparse.Namespace, log_di
                 "postgresql (all backends)": named("postgres"),
             }
         )
-        sessions_before = db_sessions()
+        sessions_before, commits_before = db_counters()
         probe.begin()
         wall_before = time.perf_counter()
         commits, offered_secs, worst_lag = offer_load(args.rate, args.duration, "load", args.emitters)
@@ -192,7 +193,8 @@ def latency(broker_url: str, database_url: str, args: argparse.Namespace, log_di
         wait_until(lambda: len(handled_at(ids)) >= len(ids), timeout=60, interval=0.25)
         cpu, spent = probe.end(), time.perf_counter() - wall_before
         time.sleep(0.6)  # statistics of ended sessions reach pg_stat_database within PGSTAT_MIN_INTERVAL
-        sessions = db_sessions() - sessions_before
+        sessions_after, commits_after = db_counters()
+        sessions, transactions = sessions_after - sessions_before, commits_after - commits_before
         handled = handled_at(ids)
         sent = sent_at(ids)
         batches, rows_per_batch, batch_ms = relay_batches(relay.log()[relay_log_before:])
@@ -226,7 +228,8 @@ def latency(broker_url: str, database_url: str, args: argparse.Namespace, log_di
         say(f"  handler starts spread over {span:.1f} s: the worker kept up with {kept_up:.0f} events/s")
     say(
         f"  new PostgreSQL connections to the bench database during the load: {sessions:,} "
-        f"({sessions / max(1, len(ids)):.2f} per event)"
+        f"({sessions / max(1, len(ids)):.2f} per event); transactions committed: {transactions / max(1, len(ids)):.2f}"
+        " per event (every process's, the benchmark's own reads included)"
     )
     say(f"  CPU from load start until all handled ({spent:.1f} s wall; ms of CPU per event, share of one core):")
     cores = os.cpu_count() or 1
