@@ -98,6 +98,10 @@ class Registration(models.Model):
                 F("event"), Lower("email"), condition=~Q(status="cancelled"), name="one_active_registration_per_email"
             )
         ]
+        indexes = [
+            # Upkeep looks for pending registrations past their deadline, or with none: only those rows.
+            models.Index(fields=["payment_due_at"], condition=Q(status="pending"), name="registration_pending_due"),
+        ]
 
     def __str__(self) -> str:
         # The event's name when it is loaded already (admin selects it); never a query per registration listed.

@@ -3,6 +3,8 @@
 import datetime as dt
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from mice.models import OutboxMessage
@@ -90,3 +92,29 @@ def test_a_pending_registration_made_without_a_deadline_is_given_one_once():
     assert pending.payment_due_at is not None and deadline.available_at == pending.payment_due_at
     assert deadline.correlation_id == str(pending.pk)
     assert Registration.objects.get(pk=confirmed.pk).payment_due_at is None
+
+
+def test_upkeep_reads_pending_registrations_through_their_index_not_the_whole_table():
+    # given the statements upkeep runs to find registrations past their deadline, or with none
+    with CaptureQueriesContext(connection) as statements:
+        payment_deadlines_missing()
+        payment_deadlines_overdue()
+    finds = [
+        q["sql"] for q in statements.captured_queries if q["sql"].startswith("SELECT") and "registration" in q["sql"]
+    ]
+    assert len(finds) == 2, finds
+
+    # when PostgreSQL plans them as it would on a large table (a few rows make any plan a full read)
+    plans = []
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_seqscan = off")
+        try:
+            for sql in finds:
+                cursor.execute(f"EXPLAIN {sql}")
+                plans.append("\n".join(row[0] for row in cursor.fetchall()))
+        finally:
+            cursor.execute("RESET enable_seqscan")
+
+    # then each reads the partial index of pending registrations
+    for plan in plans:
+        assert "registration_pending_due" in plan, plan
