@@ -4,6 +4,7 @@ import datetime as dt
 
 import psycopg2
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from mice.upkeep import _NAMESPACE, _lock_key, upkeep_jobs, upkeep_run
@@ -11,6 +12,12 @@ from registrations.models import IdempotencyRecord
 from tests.processes import procfile_command, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def session_alive(pid: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid])
+        return bool(cursor.fetchone()[0])
 
 
 def record(key, age):
@@ -46,7 +53,8 @@ def test_a_job_another_scheduler_is_running_is_skipped_this_round(database_url):
     other = psycopg2.connect(database_url)
     try:
         with other.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_lock(%s, %s)", [_NAMESPACE, _lock_key("probe")])
+            cursor.execute("SELECT pg_advisory_lock(%s, %s), pg_backend_pid()", [_NAMESPACE, _lock_key("probe")])
+            other_pid = cursor.fetchone()[1]
 
         # when
         [outcome] = upkeep_run(jobs={"probe": lambda: runs.append(1) or 1})
@@ -55,6 +63,8 @@ def test_a_job_another_scheduler_is_running_is_skipped_this_round(database_url):
 
     # then
     assert (outcome.outcome, runs) == ("skipped", [])
+    # The server ends the other session a moment after the client has closed it, and frees its lock then.
+    wait_until(lambda: not session_alive(other_pid), timeout=10, what="the other scheduler's session ended")
     [outcome] = upkeep_run(jobs={"probe": lambda: runs.append(1) or 1})
     assert (outcome.outcome, outcome.count, runs) == ("done", 1, [1])
 
