@@ -70,6 +70,19 @@ class RelayConfig:
         )
 
 
+def sleep_until(deadline: float, should_stop: Callable[[], bool]) -> None:
+    """Sleep until `deadline` (time.monotonic()), looking at `should_stop` at least every 0.1 s.
+
+    The time left is read once per step: read twice, it can turn negative in between, and time.sleep()
+    raises ValueError on a negative length.
+    """
+    while not should_stop():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(0.1, left))
+
+
 class ClaimPacer:
     """Turns to claim, at least `linger` seconds apart, shared by the relay loops of one process.
 
@@ -89,8 +102,7 @@ class ClaimPacer:
             now = time.monotonic()
             turn = max(now, self._next)
             self._next = turn + self.linger
-        while turn > time.monotonic() and not should_stop():
-            time.sleep(min(0.1, turn - time.monotonic()))
+        sleep_until(turn, should_stop)
 
 
 class Relay:
@@ -161,9 +173,7 @@ class Relay:
     def _back_off(self, what: str, exc: Exception, failures: int) -> None:
         delay = min(self.config.max_backoff, 0.25 * 2 ** min(failures, 10))
         log.warning(what, extra={"mice": {"error": repr(exc), "retry_in_s": delay, "failures": failures}})
-        end = time.monotonic() + delay
-        while not self.stopping and time.monotonic() < end:
-            time.sleep(min(0.1, end - time.monotonic()))
+        sleep_until(time.monotonic() + delay, lambda: self.stopping)
 
     def relay_batch(self) -> int:
         """Claim one batch, publish it, keep back what the broker did not confirm. Returns the rows claimed.
