@@ -244,7 +244,7 @@ def storm_of_faults(system, broker: MainNode | ClusterNodes, tmp_path: Path, *, 
     mail = Mail(system, tmp_path / "smtp.jsonl")
     # An e-mail send cut short by a killed worker is sent again once its lease expires: seconds here rather
     # than the default 5 minutes.
-    worker_env = {**mail.env(), "MICE_EMAIL_SEND_LEASE": "20"}
+    worker_env = {**mail.env(), "MICE_EMAIL_SEND_LEASE": "10"}
     base_url = system.web()
     workers = [system.worker(concurrency=2, **worker_env) for _ in range(2)]
     relay_processes = [system.relay(MICE_RELAY_CONCURRENCY="1") for _ in range(relays)]

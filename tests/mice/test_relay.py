@@ -168,10 +168,10 @@ def batch_sizes(relay_log: str) -> list[int]:
 
 
 def test_a_busy_relay_gathers_a_stream_of_commits_into_one_batch_and_a_lone_event_waits_for_nothing(system):
-    # given two relay loops that, busy, claim at most once per 2 s between them (a long linger, to see it)
-    relay = system.relay(MICE_RELAY_LINGER_MS="2000", MICE_RELAY_CONCURRENCY="2", MICE_RELAY_POLL_INTERVAL="60")
+    # given two relay loops that, busy, claim at most once per 1.5 s between them (a long linger, to see it)
+    relay = system.relay(MICE_RELAY_LINGER_MS="1500", MICE_RELAY_CONCURRENCY="2", MICE_RELAY_POLL_INTERVAL="60")
     relay.wait_for_log("relay connected")
-    time.sleep(4.5)  # a quiet spell: every turn the loops took while starting has passed
+    time.sleep(3.5)  # a quiet spell: every turn the loops took while starting has passed
 
     # when one event commits after the quiet spell
     with transaction.atomic():
@@ -179,7 +179,7 @@ def test_a_busy_relay_gathers_a_stream_of_commits_into_one_batch_and_a_lone_even
     # then it is relayed at once, not a linger later
     wait_until(lambda: unsent() == 0, timeout=10, what="the lone event published")
     row = OutboxMessage.objects.get(event_id=lone.id)
-    assert (row.sent_at - row.created_at).total_seconds() < 1.5
+    assert (row.sent_at - row.created_at).total_seconds() < 1.0
 
     # when 20 events commit one by one right after it, while the relay is busy
     for i in range(20):
