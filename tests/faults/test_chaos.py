@@ -1,5 +1,6 @@
-"""Registrations by the hundred while workers, the relay, RabbitMQ and database connections are killed at random
-and the mail server refuses a third of the messages: once everything has drained, nothing is lost or doubled.
+"""Registrations (60 in the short form, thousands in the long one) while workers, the relay, RabbitMQ and
+database connections are killed at random and the mail server refuses a third of the messages: once everything
+has drained, nothing is lost or doubled.
 
 The short form runs in the suite. The long form is the same test, bigger (3,000 registrations over ten
 minutes): `MICE_FAULTS_LONG=1 scripts/test tests/faults/test_chaos.py -s`. MICE_FAULTS_REGISTRATIONS and
@@ -44,8 +45,8 @@ from tests.processes import ROOT, Process, free_port, wait_until
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.faults]
 
 LONG = os.environ.get("MICE_FAULTS_LONG") == "1"
-REGISTRATIONS = int(os.environ.get("MICE_FAULTS_REGISTRATIONS", "3000" if LONG else "100"))
-STORM_SECONDS = float(os.environ.get("MICE_FAULTS_SECONDS", "600" if LONG else "45"))
+REGISTRATIONS = int(os.environ.get("MICE_FAULTS_REGISTRATIONS", "3000" if LONG else "60"))
+STORM_SECONDS = float(os.environ.get("MICE_FAULTS_SECONDS", "600" if LONG else "30"))
 SEED = int(os.environ.get("MICE_FAULTS_SEED", str(random.SystemRandom().randrange(10**6))))
 # One in ten: free; the rest paid, with Stripe's test tokens (tok_flaky fails twice, then succeeds).
 TOKENS = ["tok_visa"] * 5 + ["tok_chargeDeclined"] * 2 + ["tok_flaky"] * 2 + [""]
